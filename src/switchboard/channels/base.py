@@ -1,0 +1,128 @@
+"""The small interface every channel adapter implements.
+
+An adapter knows one platform's webhook: how the platform proves it sent a request, what the body
+means, and what the platform expects back. It knows nothing of AWS: the edge core
+(:mod:`switchboard.edge`) loads the account and its secrets, calls the adapter, and enqueues.
+Adding a channel is one module here plus its tests and recorded payloads.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from switchboard.envelope import Envelope
+from switchboard.settings import Account
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """An HTTP request as the platform sent it. ``body`` is the raw bytes signatures are computed over."""
+
+    method: str
+    path: str
+    path_params: Mapping[str, str]
+    query: Mapping[str, str]
+    headers: Mapping[str, str]  # names lower-cased
+    body: bytes
+    request_id: str
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class WebhookResponse:
+    status: int
+    body: str
+    content_type: str = "application/json"
+
+    @classmethod
+    def json(cls, status: int, payload: object) -> WebhookResponse:
+        return cls(status, json.dumps(payload, separators=(",", ":")))
+
+    @classmethod
+    def text(cls, status: int, body: str) -> WebhookResponse:
+        return cls(status, body, "text/plain")
+
+
+class WebhookError(Exception):
+    """A request refused with a status and the interface's JSON error body.
+
+    ``message`` is shown to the caller: it must never contain a secret or a token.
+    """
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+
+    def response(self) -> WebhookResponse:
+        return WebhookResponse.json(self.status, {"error": self.code, "message": self.message})
+
+
+class BadRequest(WebhookError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(WebhookError):
+    status = 401
+    code = "invalid_signature"
+
+
+class Forbidden(WebhookError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(WebhookError):
+    status = 404
+    code = "not_found"
+
+
+class PayloadTooLarge(WebhookError):
+    status = 413
+    code = "payload_too_large"
+
+
+class NotImplementedYet(WebhookError):
+    status = 501
+    code = "not_implemented"
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    envelopes: list[Envelope]
+    skipped: list[str] = field(default_factory=list)  # why items were left out (echo, other page), for the log
+
+
+class ChannelAdapter(ABC):
+    """One platform's webhook. Implementations are stateless and cheap to construct."""
+
+    channel: ClassVar[str]
+    # Names under the account's ``secrets`` that this channel requires at apply time.
+    required_secrets: ClassVar[tuple[str, ...]] = ()
+
+    def handshake(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> WebhookResponse | None:
+        """Answer a platform's set-up handshake (Facebook GET, GBM clientToken body); None for ordinary requests."""
+        return None
+
+    @abstractmethod
+    def verify(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> None:
+        """Raise :class:`Unauthorized` unless the platform signed ``request.body``. Constant time."""
+
+    @abstractmethod
+    def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:
+        """Turn a verified body into envelopes, one per event. Raise :class:`BadRequest` for a body that is not the platform's."""
+
+    def accepted(self, result: ParseResult) -> WebhookResponse:
+        """What the platform expects once everything is enqueued."""
+        return WebhookResponse.json(200, {})

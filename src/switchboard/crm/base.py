@@ -1,0 +1,91 @@
+"""The small interface every CRM adapter implements.
+
+The crm stage (:mod:`switchboard.crm_stage`) decides *what* to write and records every CRM id on the
+conversation; an adapter only knows *how* one CRM spells it. Four operations: who am I, upsert the
+contact, open the ticket/case, append a message. Errors are classified here so the stage can
+retry, pace, or dead-letter without knowing any vendor.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from switchboard.envelope import Customer, Envelope
+
+
+class CrmError(Exception):
+    """A CRM call that failed. ``message`` carries the CRM's own status and text, never a credential."""
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class CrmRetryable(CrmError):
+    """5xx, timeouts, connection errors: try again later."""
+
+    retryable = True
+
+
+class CrmRateLimited(CrmRetryable):
+    """429 (or the CRM's equivalent): wait ``retry_after`` seconds before the next call."""
+
+    def __init__(self, message: str, *, retry_after: float, status: int | None = 429) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class CrmAuthError(CrmError):
+    """Credentials refused even after one refresh."""
+
+
+class CrmRejected(CrmError):
+    """A validation error (other 4xx): retrying cannot help; dead-letter with the CRM's message."""
+
+
+@dataclass(frozen=True)
+class CrmUser:
+    id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    """What an adapter needs to know about a conversation."""
+
+    conversation_id: str
+    channel: str
+    account_id: str
+    customer: Customer
+    contact_id: str | None  # the authenticated contact (JWT sub / userinfo id), if any
+    queue: str | None
+    priority: int | None
+
+
+class CrmAdapter(ABC):
+    provider: ClassVar[str]
+
+    @abstractmethod
+    def whoami(self) -> CrmUser:
+        """Check the credentials; the returned user is the default user (the admin)."""
+
+    @abstractmethod
+    def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
+        """Create or update the customer's contact, keyed on the channel identity; return its id."""
+
+    @abstractmethod
+    def open_ticket(
+        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
+    ) -> str:
+        """Open the ticket/case for the conversation (idempotent on the conversation id); return its id."""
+
+    @abstractmethod
+    def append_message(
+        self, conversation: ConversationRef, *, ticket_id: str, contact_id: str, message: Envelope, owner_id: str | None
+    ) -> None:
+        """Add a later customer message to the ticket/case."""

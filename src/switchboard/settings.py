@@ -1,0 +1,154 @@
+"""Typed views of the stored settings (interface section 3).
+
+The configuration file is validated by :mod:`switchboard.config`; what is stored in the settings
+table is the validated object minus its secret values. These classes are what the stages read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_CLOSE_AFTER_MINUTES = 1440
+DEFAULT_PRIORITY = 10
+
+
+@dataclass(frozen=True)
+class Account:
+    """One messaging account: a LINE channel, a Facebook page, a GBM agent."""
+
+    id: str
+    channel: str
+    workstream: str
+    enabled: bool = True
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # channel-specific, non-secret fields
+    secret_keys: tuple[str, ...] = ()
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+
+@dataclass(frozen=True)
+class Condition:
+    field: str
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    queue: str
+    when: tuple[Condition, ...]
+    name: str | None = None
+    priority: int = DEFAULT_PRIORITY
+
+
+@dataclass(frozen=True)
+class Workstream:
+    id: str
+    fallback_queue: str
+    rules: tuple[Rule, ...] = ()
+    close_after_minutes: int = DEFAULT_CLOSE_AFTER_MINUTES
+
+
+@dataclass(frozen=True)
+class Widget:
+    id: str
+    workstream: str
+    auth_setting: str | None = None
+    allow_anonymous: bool = False
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class AuthSetting:
+    id: str
+    type: str  # jwt | oauth2
+    options: dict[str, Any] = field(default_factory=dict)
+    secret_keys: tuple[str, ...] = ()
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+
+@dataclass(frozen=True)
+class DefaultUser:
+    enabled: bool = False
+    always: bool = False
+
+
+@dataclass(frozen=True)
+class CrmSettings:
+    provider: str  # zendesk | salesforce | dynamics | kustomer | none
+    options: dict[str, Any] = field(default_factory=dict)
+    default_user: DefaultUser = field(default_factory=DefaultUser)
+    secret_keys: tuple[str, ...] = ()
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+
+NO_CRM = CrmSettings(provider="none")
+
+
+def workstream_from_dict(data: dict[str, Any]) -> Workstream:
+    rules = tuple(
+        Rule(
+            queue=r["queue"],
+            name=r.get("name"),
+            priority=int(r.get("priority", DEFAULT_PRIORITY)),
+            when=tuple(Condition(c["field"], c["op"], c.get("value")) for c in r.get("when", ())),
+        )
+        for r in data.get("rules", ())
+    )
+    return Workstream(
+        id=data["id"],
+        fallback_queue=data["fallback_queue"],
+        rules=rules,
+        close_after_minutes=int(data.get("close_after_minutes", DEFAULT_CLOSE_AFTER_MINUTES)),
+    )
+
+
+_ACCOUNT_FIELDS = {"id", "channel", "enabled", "name", "workstream", "secrets", "secret_keys"}
+
+
+def account_from_dict(data: dict[str, Any]) -> Account:
+    return Account(
+        id=data["id"],
+        channel=data["channel"],
+        workstream=data["workstream"],
+        enabled=bool(data.get("enabled", True)),
+        name=data.get("name"),
+        options={k: v for k, v in data.items() if k not in _ACCOUNT_FIELDS},
+        secret_keys=tuple(data.get("secret_keys", ())),
+    )
+
+
+def widget_from_dict(data: dict[str, Any]) -> Widget:
+    return Widget(
+        id=data["id"],
+        workstream=data["workstream"],
+        auth_setting=data.get("auth_setting"),
+        allow_anonymous=bool(data.get("allow_anonymous", False)),
+        enabled=bool(data.get("enabled", True)),
+    )
+
+
+def auth_setting_from_dict(data: dict[str, Any]) -> AuthSetting:
+    return AuthSetting(
+        id=data["id"],
+        type=data["type"],
+        options={k: v for k, v in data.items() if k not in {"id", "type", "secrets", "secret_keys"}},
+        secret_keys=tuple(data.get("secret_keys", ())),
+    )
+
+
+def crm_from_dict(data: dict[str, Any]) -> CrmSettings:
+    du = data.get("default_user") or {}
+    return CrmSettings(
+        provider=data["provider"],
+        options={k: v for k, v in data.items() if k not in {"provider", "default_user", "secrets", "secret_keys"}},
+        default_user=DefaultUser(enabled=bool(du.get("enabled", False)), always=bool(du.get("always", False))),
+        secret_keys=tuple(data.get("secret_keys", ())),
+    )
