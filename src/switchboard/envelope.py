@@ -15,9 +15,7 @@ from typing import Any
 ENVELOPE_VERSION = 1
 
 # Message kinds as the interface names them (interface.md section 4).
-KINDS = frozenset(
-    {"text", "image", "video", "audio", "file", "location", "sticker", "postback", "event", "unsupported"}
-)
+KINDS = frozenset({"text", "image", "video", "audio", "file", "location", "sticker", "postback", "event", "unsupported"})
 UNSUPPORTED_TEXT = "Customer sent an unsupported message type"
 
 
