@@ -1,0 +1,27 @@
+"""route: SQS (inbound, FIFO) -> conversation + routing decision -> SQS (crm, FIFO)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from switchboard import route_stage
+from switchboard.aws import wiring
+from switchboard.aws.sqs_stage import SqsStage
+from switchboard.envelope import Envelope
+from switchboard.observability import logger, metrics
+
+DEPS = route_stage.RouteDeps(settings=wiring.settings(), conversations=wiring.conversations(), crm_queue=wiring.crm_publisher())
+
+
+def _process(envelope: Envelope) -> dict[str, Any]:
+    return route_stage.process(envelope, DEPS)
+
+
+STAGE = SqsStage("route", _process, dlq_url_env="INBOUND_DLQ_URL", failure_log=wiring.failure_log())
+wiring.warm_clients("dynamodb", "sqs")
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return STAGE.handle(event, context)

@@ -1,0 +1,94 @@
+"""Settings in DynamoDB: one item per object, keyed (kind, id), the validated object as a JSON document.
+
+Reads are cached for a few seconds per process: the edge reads the account on every request and
+a warm Lambda should not pay a DynamoDB round trip each time, while a change made by
+``switchboard apply`` still takes effect within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from switchboard.aws.clients import client
+from switchboard.ports import StoreUnavailable
+from switchboard.settings import (
+    NO_CRM,
+    Account,
+    AuthSetting,
+    CrmSettings,
+    Widget,
+    Workstream,
+    account_from_dict,
+    auth_setting_from_dict,
+    crm_from_dict,
+    widget_from_dict,
+    workstream_from_dict,
+)
+
+KINDS = ("account", "workstream", "widget", "auth_setting", "crm")
+CRM_ID = "default"
+
+
+class DynamoSettings:
+    def __init__(self, table: str, *, ttl_seconds: float | None = None) -> None:
+        self.table = table
+        self.ttl = float(os.environ.get("SWITCHBOARD_SETTINGS_TTL", "5")) if ttl_seconds is None else ttl_seconds
+        self._cache: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
+
+    def _doc(self, kind: str, object_id: str) -> dict[str, Any] | None:
+        key = (kind, object_id)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        try:
+            item = client("dynamodb").get_item(TableName=self.table, Key={"pk": {"S": kind}, "sk": {"S": object_id}}).get("Item")
+        except Exception as exc:  # botocore errors: the caller turns this into a 5xx / retry
+            raise StoreUnavailable(f"settings table unavailable: {type(exc).__name__}") from exc
+        doc = json.loads(item["doc"]["S"]) if item else None
+        self._cache[key] = (now, doc)
+        return doc
+
+    def account(self, account_id: str) -> Account | None:
+        doc = self._doc("account", account_id)
+        return account_from_dict(doc) if doc else None
+
+    def workstream(self, workstream_id: str) -> Workstream | None:
+        doc = self._doc("workstream", workstream_id)
+        return workstream_from_dict(doc) if doc else None
+
+    def widget(self, widget_id: str) -> Widget | None:
+        doc = self._doc("widget", widget_id)
+        return widget_from_dict(doc) if doc else None
+
+    def auth_setting(self, auth_setting_id: str) -> AuthSetting | None:
+        doc = self._doc("auth_setting", auth_setting_id)
+        return auth_setting_from_dict(doc) if doc else None
+
+    def crm(self) -> CrmSettings:
+        doc = self._doc("crm", CRM_ID)
+        return crm_from_dict(doc) if doc else NO_CRM
+
+    # -- used by ``switchboard apply`` / ``export`` ------------------------------------------------
+    def all(self, kind: str) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        paginator = client("dynamodb").get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :k",
+            ExpressionAttributeValues={":k": {"S": kind}},
+            ConsistentRead=True,
+        ):
+            for item in page["Items"]:
+                out[item["sk"]["S"]] = json.loads(item["doc"]["S"])
+        return out
+
+    def put(self, kind: str, object_id: str, doc: dict[str, Any]) -> None:
+        client("dynamodb").put_item(
+            TableName=self.table,
+            Item={"pk": {"S": kind}, "sk": {"S": object_id}, "doc": {"S": json.dumps(doc, sort_keys=True)}},
+        )
+        self._cache.pop((kind, object_id), None)

@@ -1,0 +1,129 @@
+"""Runs a stage over an SQS FIFO batch the way Lambda expects.
+
+- Powertools' FIFO batch processor reports partial failures; with ``skip_group_on_error`` a failed
+  message holds back only the later messages of its own conversation, never other customers'.
+- Powertools idempotency, keyed on the envelope id, makes a delivery that already completed a no-op.
+- Every failure's reason is written to the failure log, keyed by the SQS message id (which SQS keeps
+  when it moves the message to the dead-letter queue), so ``switchboard dlq list`` can say why.
+- A failure that no retry can fix (an unreadable envelope, a CRM validation error) goes to the
+  dead-letter queue at once instead of spending four more attempts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+
+from switchboard.aws.clients import client, env
+from switchboard.aws.conversation_store import DynamoFailureLog
+from switchboard.envelope import Envelope, EnvelopeError
+from switchboard.observability import logger, metrics
+
+IDEMPOTENCY_SECONDS = 8 * 24 * 3600  # longer than any platform redelivers (GBM: 7 days)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for failures another attempt cannot fix."""
+    return isinstance(exc, EnvelopeError) or getattr(exc, "retryable", True) is False
+
+
+def describe(exc: BaseException) -> str:
+    """A reason for a person: the exception's type and its message (messages never carry secrets)."""
+    text = getattr(exc, "message", None) or str(exc) or repr(exc)
+    return f"{type(exc).__name__}: {text}"
+
+
+class SqsStage:
+    def __init__(
+        self,
+        name: str,
+        process: Callable[[Envelope], dict[str, Any]],
+        *,
+        dlq_url_env: str,
+        failure_log: DynamoFailureLog,
+    ) -> None:
+        self.name = name
+        self.failure_log = failure_log
+        self.dlq_url_env = dlq_url_env
+        self.processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+        self.idempotency = IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=IDEMPOTENCY_SECONDS)
+        persistence = DynamoDBPersistenceLayer(table_name=env("IDEMPOTENCY_TABLE"), boto3_client=client("dynamodb"))
+
+        def run(envelope: dict[str, Any]) -> dict[str, Any]:
+            return process(Envelope.from_dict(envelope))
+
+        run.__qualname__ = f"{name}_stage"  # part of the idempotency key: one record per stage per envelope
+        self._run = idempotent_function(data_keyword_argument="envelope", config=self.idempotency, persistence_store=persistence)(
+            run
+        )
+
+    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        self.idempotency.register_lambda_context(context)
+        return dict(process_partial_response(event=event, record_handler=self._record, processor=self.processor, context=context))
+
+    def _record(self, record: SQSRecord) -> dict[str, Any]:
+        envelope_doc: dict[str, Any] | None = None
+        try:
+            try:
+                envelope_doc = json.loads(record.body)
+            except ValueError:
+                raise EnvelopeError("body is not JSON") from None
+            if not isinstance(envelope_doc, dict):
+                raise EnvelopeError("envelope must be a JSON object")
+            Envelope.from_dict(envelope_doc)  # refuse unreadable envelopes before idempotency stores anything
+            logger.set_correlation_id(str(envelope_doc.get("correlation_id") or record.message_id))
+            outcome: dict[str, Any] = self._run(envelope=envelope_doc)
+            metrics.add_metric(name=f"{self.name.capitalize()}Processed", unit="Count", value=1)
+            logger.info(f"{self.name} done", extra={"outcome": outcome, "message_id": record.message_id})
+            return outcome
+        except Exception as exc:
+            self._fail(record, envelope_doc, exc)
+            if is_permanent(exc) and self._dead_letter_now(record, exc):
+                return {"dead_lettered": describe(exc)}
+            raise
+
+    def _fail(self, record: SQSRecord, envelope_doc: dict[str, Any] | None, exc: BaseException) -> None:
+        reason = describe(exc)
+        doc = envelope_doc or {}
+        logger.warning(
+            f"{self.name} failed",
+            extra={"message_id": record.message_id, "error": reason, "conversation_id": doc.get("conversation_id")},
+        )
+        metrics.add_metric(name=f"{self.name.capitalize()}Failed", unit="Count", value=1)
+        try:
+            self.failure_log.record(
+                self.name,
+                record.message_id,
+                error=reason,
+                conversation_id=doc.get("conversation_id") if isinstance(doc.get("conversation_id"), str) else None,
+                envelope_id=doc.get("id") if isinstance(doc.get("id"), str) else None,
+            )
+        except Exception:  # the reason is lost, the message is not: SQS still retries or dead-letters it
+            logger.exception("could not record failure reason", extra={"message_id": record.message_id})
+
+    def _dead_letter_now(self, record: SQSRecord, exc: BaseException) -> bool:
+        url = os.environ.get(self.dlq_url_env)
+        if not url:
+            return False
+        try:
+            client("sqs").send_message(
+                QueueUrl=url,
+                MessageBody=record.body,
+                MessageGroupId=record.attributes.message_group_id or record.message_id,
+                MessageDeduplicationId=record.message_id,
+                MessageAttributes={
+                    "source_message_id": {"DataType": "String", "StringValue": record.message_id},
+                    "error": {"DataType": "String", "StringValue": describe(exc)[:1000]},
+                },
+            )
+        except Exception:
+            logger.exception("could not dead-letter; leaving it to SQS redrive", extra={"message_id": record.message_id})
+            return False
+        metrics.add_metric(name=f"{self.name.capitalize()}DeadLettered", unit="Count", value=1)
+        return True

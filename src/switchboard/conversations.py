@@ -1,0 +1,176 @@
+"""The conversation: what route owns and every view of the system shows.
+
+Records are plain dataclasses with ``to_doc``/``from_doc`` so stores can keep them as one JSON
+document; anything derived from time (closed after a quiet spell, sign-in expiry) is computed at
+read time rather than stored, so a view is never stale.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from switchboard.envelope import Customer, Envelope, Identity, Routing
+
+
+def new_conversation_id(now_ms: int | None = None) -> str:
+    """Time-ordered, unguessable: 12 hex digits of milliseconds then 16 random hex digits."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    return f"{ms:012x}{secrets.token_hex(8)}"
+
+
+@dataclass(frozen=True)
+class CrmState:
+    provider: str = "none"
+    contact_id: str | None = None
+    ticket_id: str | None = None
+    owner_id: str | None = None
+    stage_ran_at: int | None = None  # ms; the last time the crm stage handled a message of this conversation
+    messages_written: int = 0
+    notices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Conversation:
+    conversation_id: str
+    channel: str
+    account_id: str
+    customer: Customer
+    workstream: str
+    queue: str
+    priority: int
+    created_at: int  # ms
+    updated_at: int
+    last_message_at: int
+    close_after_minutes: int
+    rule: str | None = None
+    message_count: int = 0
+    identity: Identity = field(default_factory=Identity)
+    requested_live_agent: bool = False
+    closed: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.channel}:{self.account_id}:{self.customer.id}"
+
+    def is_quiet(self, now_ms: int) -> bool:
+        return now_ms - self.last_message_at > self.close_after_minutes * 60_000
+
+    def status(self, now_ms: int) -> str:
+        return "closed" if self.closed or self.is_quiet(now_ms) else "open"
+
+    def authenticated(self, now_ms: int) -> bool:
+        """A sign-in lasts until its expiry; after it every view says false (interface section 2)."""
+        ident = self.identity
+        if not ident.authenticated:
+            return False
+        return ident.expires_at is None or ident.expires_at * 1000 > now_ms
+
+    def with_(self, **changes: Any) -> Conversation:
+        return replace(self, **changes)
+
+    def routing(self) -> Routing:
+        return Routing(workstream=self.workstream, queue=self.queue, priority=self.priority, rule=self.rule)
+
+    def to_doc(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Conversation:
+        doc = dict(doc)
+        doc["customer"] = Customer(**doc["customer"])
+        doc["identity"] = Identity(**(doc.get("identity") or {}))
+        return cls(**doc)
+
+
+def facts(conversation: Conversation | None, envelope: Envelope, now_ms: int) -> dict[str, Any]:
+    """The values routing rules read (interface section 3 rule fields)."""
+    identity = conversation.identity if conversation else envelope.identity
+    authenticated = conversation.authenticated(now_ms) if conversation else envelope.identity.authenticated
+    customer = conversation.customer if conversation else envelope.customer
+    out: dict[str, Any] = {
+        "channel": envelope.channel,
+        "account_id": envelope.account_id,
+        "authenticated": authenticated,
+        "contact_id": identity.contact_id if authenticated else None,
+        "customer.name": customer.name,
+        "customer.locale": customer.locale,
+        "message.text": envelope.text,
+        "message.kind": envelope.kind,
+        "requested_live_agent": bool(
+            (conversation.requested_live_agent if conversation else False) or envelope.data.get("requested_live_agent")
+        ),
+    }
+    if authenticated or not identity.authenticated:
+        for name, value in identity.context.items():
+            out[f"context.{name}"] = value
+    return out
+
+
+def public_view(conversation: Conversation, crm: CrmState, messages: list[dict[str, Any]], now_ms: int) -> dict[str, Any]:
+    """``conversations show --json`` (interface section 4)."""
+    authenticated = conversation.authenticated(now_ms)
+    return {
+        "conversation_id": conversation.conversation_id,
+        "channel": conversation.channel,
+        "account_id": conversation.account_id,
+        "customer": {"id": conversation.customer.id, "name": conversation.customer.name},
+        "contact_id": conversation.identity.contact_id,
+        "authenticated": authenticated,
+        "context": dict(conversation.identity.context),
+        "expires_at": conversation.identity.expires_at,
+        "workstream": conversation.workstream,
+        "queue": conversation.queue,
+        "priority": conversation.priority,
+        "rule": conversation.rule,
+        "status": conversation.status(now_ms),
+        "requested_live_agent": conversation.requested_live_agent,
+        "created_at": _iso(conversation.created_at),
+        "updated_at": _iso(conversation.updated_at),
+        "crm": {
+            "provider": crm.provider,
+            "contact_id": crm.contact_id,
+            "ticket_id": crm.ticket_id,
+            "owner_id": crm.owner_id,
+            "stage_ran_at": _iso(crm.stage_ran_at) if crm.stage_ran_at else None,
+            "messages_written": crm.messages_written,
+        },
+        "messages": messages,
+    }
+
+
+def summary_view(conversation: Conversation, now_ms: int) -> dict[str, Any]:
+    """One row of ``conversations list --json``."""
+    return {
+        "conversation_id": conversation.conversation_id,
+        "channel": conversation.channel,
+        "account_id": conversation.account_id,
+        "customer": {"id": conversation.customer.id, "name": conversation.customer.name},
+        "queue": conversation.queue,
+        "priority": conversation.priority,
+        "workstream": conversation.workstream,
+        "status": conversation.status(now_ms),
+        "authenticated": conversation.authenticated(now_ms),
+        "message_count": conversation.message_count,
+        "updated_at": _iso(conversation.updated_at),
+    }
+
+
+def message_view(envelope: Envelope) -> dict[str, Any]:
+    return {
+        "id": envelope.id,
+        "kind": envelope.kind,
+        "text": envelope.text,
+        "attachments": [
+            {k: v for k, v in asdict(a).items() if v is not None or k in ("type", "stored_key")} for a in envelope.attachments
+        ],
+        "sent_at": _iso(envelope.sent_at),
+        "received_at": _iso(envelope.received_at),
+        "data": envelope.data,
+    }
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"

@@ -1,0 +1,68 @@
+"""What the core needs from the outside world, as protocols.
+
+The stages and the edge are written against these; ``switchboard.aws`` implements them over
+DynamoDB, SQS, S3 and Secrets Manager, and tests can implement them in memory. This is how the
+core stays free of boto3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from switchboard.conversations import Conversation, CrmState
+from switchboard.envelope import Envelope
+from switchboard.settings import Account, AuthSetting, CrmSettings, Widget, Workstream
+
+
+class StoreUnavailable(Exception):
+    """A store or queue refused or timed out: the caller answers 5xx or lets SQS retry."""
+
+
+class SettingsReader(Protocol):
+    def account(self, account_id: str) -> Account | None: ...
+    def workstream(self, workstream_id: str) -> Workstream | None: ...
+    def widget(self, widget_id: str) -> Widget | None: ...
+    def auth_setting(self, auth_setting_id: str) -> AuthSetting | None: ...
+    def crm(self) -> CrmSettings: ...
+
+
+class SecretReader(Protocol):
+    def get(self, name: str) -> Mapping[str, Any]:
+        """The JSON object stored under ``name``; raises KeyError when there is none."""
+        ...
+
+
+class Publisher(Protocol):
+    def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Enqueue all of them durably, or raise StoreUnavailable (some may have been sent: dedupe ids cover that)."""
+        ...
+
+
+class ConversationStore(Protocol):
+    def current(self, key: str) -> Conversation | None: ...
+    def get(self, conversation_id: str) -> Conversation | None: ...
+    def open(self, conversation: Conversation, *, replacing: Conversation | None) -> None: ...
+    def save(self, conversation: Conversation) -> None: ...
+    def add_message(self, conversation_id: str, envelope: Envelope, seq: int) -> bool:
+        """Store the message; False when this envelope id is already stored in the conversation."""
+        ...
+
+    def messages(self, conversation_id: str) -> list[Envelope]: ...
+    def crm_state(self, conversation_id: str) -> CrmState: ...
+    def save_crm_state(self, conversation_id: str, state: CrmState) -> None: ...
+    def mark_written(self, conversation_id: str, envelope: Envelope) -> bool:
+        """Record that the crm stage wrote this message; False when it already had."""
+        ...
+
+    def is_written(self, conversation_id: str, envelope: Envelope) -> bool: ...
+    def recent(self, *, queue: str | None = None, channel: str | None = None, limit: int = 100) -> list[Conversation]: ...
+
+
+class FailureLog(Protocol):
+    """Why a message failed, kept beside the dead-letter queue (SQS itself keeps no reason)."""
+
+    def record(
+        self, stage: str, message_id: str, *, error: str, conversation_id: str | None, envelope_id: str | None
+    ) -> None: ...
+    def get(self, stage: str, message_id: str) -> dict[str, Any] | None: ...
