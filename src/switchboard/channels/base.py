@@ -110,6 +110,15 @@ class ChannelAdapter(ABC):
     channel: ClassVar[str]
     # Names under the account's ``secrets`` that this channel requires at apply time.
     required_secrets: ClassVar[tuple[str, ...]] = ()
+    # Secrets the account may also give (for example GBM's partner key when it signs with it).
+    optional_secrets: ClassVar[tuple[str, ...]] = ()
+    # The account's channel-specific settings and their types, checked by ``switchboard apply``:
+    # "str", "str!" (required), "url", "bool", "enum:a|b".
+    options: ClassVar[dict[str, str]] = {}
+
+    def secrets_for(self, options: Mapping[str, object]) -> tuple[str, ...]:
+        """Secrets this account needs given its settings (a channel may need more in some set-ups)."""
+        return self.required_secrets
 
     def handshake(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> WebhookResponse | None:
         """Answer a platform's set-up handshake (Facebook GET, GBM clientToken body); None for ordinary requests."""

@@ -33,6 +33,7 @@ def sign(channel_secret: str, body: bytes) -> str:
 class LineAdapter(ChannelAdapter):
     channel = "line"
     required_secrets: ClassVar[tuple[str, ...]] = ("channel_secret", "channel_access_token")
+    options: ClassVar[dict[str, str]] = {"channel_id": "str", "api_base_url": "url", "data_base_url": "url"}
 
     def verify(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> None:
         received = request.header(SIGNATURE_HEADER)

@@ -1,0 +1,95 @@
+"""Where the command's target lives: the local stack (its state file) or a deployed stack (its outputs)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+
+class TargetError(Exception):
+    """No stack to talk to: said plainly, with what to do."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    region: str | None
+    endpoint_url: str | None  # the local moto server; None for AWS
+    api_url: str
+    settings_table: str
+    conversations_table: str
+    idempotency_table: str
+    inbound_queue_url: str
+    inbound_dlq_url: str
+    crm_queue_url: str
+    crm_dlq_url: str
+    attachments_bucket: str
+    secrets_prefix: str
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, str], *, api_url: str, endpoint_url: str | None, region: str | None) -> Resources:
+        try:
+            return cls(
+                region=region,
+                endpoint_url=endpoint_url,
+                api_url=api_url.rstrip("/"),
+                settings_table=outputs["SettingsTableName"],
+                conversations_table=outputs["ConversationsTableName"],
+                idempotency_table=outputs["IdempotencyTableName"],
+                inbound_queue_url=outputs["InboundQueueUrl"],
+                inbound_dlq_url=outputs["InboundDeadLetterQueueUrl"],
+                crm_queue_url=outputs["CrmQueueUrl"],
+                crm_dlq_url=outputs["CrmDeadLetterQueueUrl"],
+                attachments_bucket=outputs["AttachmentsBucketName"],
+                secrets_prefix=outputs["SecretsPrefix"],
+            )
+        except KeyError as exc:
+            raise TargetError(f"the stack has no output {exc.args[0]}: was it deployed from this template.yaml?") from None
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Resources:
+        return cls.from_outputs(
+            state["outputs"], api_url=state.get("api_url", ""), endpoint_url=state["endpoint_url"], region=state["region"]
+        )
+
+    @classmethod
+    def local(cls) -> Resources:
+        from infra.local.stack import state_file
+
+        path = state_file()
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise TargetError("no local stack is running: start one with `switchboard local` (or pass --stack NAME)") from None
+        return cls.from_state(state)
+
+    @classmethod
+    def stack(cls, name: str) -> Resources:
+        import boto3
+
+        try:
+            stack = boto3.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
+        except Exception as exc:
+            raise TargetError(f"cannot read stack {name}: {exc}") from None
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        return cls.from_outputs(outputs, api_url=outputs.get("ApiUrl", ""), endpoint_url=None, region=None)
+
+    def activate(self) -> None:
+        """Point this process's AWS clients (and the core's store adapters) at the target."""
+        if self.endpoint_url:
+            os.environ["AWS_ENDPOINT_URL"] = self.endpoint_url
+            os.environ["AWS_DEFAULT_REGION"] = self.region or "us-east-1"
+            os.environ["AWS_ACCESS_KEY_ID"] = "local"
+            os.environ["AWS_SECRET_ACCESS_KEY"] = "local"  # noqa: S105 - the local moto server accepts any credentials
+            os.environ.pop("AWS_PROFILE", None)
+            os.environ.pop("AWS_SESSION_TOKEN", None)
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return (
+            boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)
+            if self.endpoint_url
+            else boto3.client(service)
+        )

@@ -1,0 +1,217 @@
+"""``switchboard local``: the whole pipeline on this machine, no AWS account and no Docker.
+
+One process tree on 127.0.0.1: a moto server holding the template's tables, queues, bucket and the
+secrets; the gateway calling the edge handlers; and a worker per SQS event source calling the
+stages. It prints ``ready <gateway URL>`` once the configuration is applied, writes a state file so
+the ``switchboard`` command finds it, and stops cleanly on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra.local.template import plan
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parent / "demo.yaml"
+VISIBILITY_TIMEOUT = 2  # seconds; five receives and a message is dead-lettered well inside a minute
+log = logging.getLogger("switchboard.local")
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("SWITCHBOARD_HOME") or Path.home() / ".switchboard")
+
+
+def state_file() -> Path:
+    return state_dir() / "local.json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LocalStack:
+    port: int = 3000
+    config: Path | None = None
+    stack: str = "switchboard-local"
+    moto_port: int = 0
+    workers: list[Any] = field(default_factory=list)
+
+    def start(self) -> dict[str, Any]:
+        from moto.server import ThreadedMotoServer
+
+        self.moto_port = self.moto_port or free_port()
+        endpoint = f"http://127.0.0.1:{self.moto_port}"
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self.moto.start()
+        _local_aws_environment(endpoint)
+        self.plan = plan(TEMPLATE, stack=self.stack, endpoint=endpoint, visibility_timeout=VISIBILITY_TIMEOUT)
+        self._create_resources(endpoint)
+        self._export_function_environment()
+
+        state = self._state(endpoint, api_url="")
+        _write_state(state)
+        from infra.admin import apply as applier
+        from infra.admin.resources import Resources
+
+        resources = Resources.from_state(state)
+        code, lines = applier.apply_file(self.config or DEMO_CONFIG, resources, dry_run=False)
+        for line in lines:
+            print(line, flush=True)
+        if code == 2:
+            raise SystemExit(2)
+
+        from infra.local.gateway import Gateway, Route
+        from infra.local.runtime import LocalFunction
+        from infra.local.workers import QueueWorker
+
+        functions = {logical: LocalFunction(spec, self.stack) for logical, spec in self.plan.functions.items()}
+        routes = [
+            Route(method, path, functions[logical])
+            for logical, spec in self.plan.functions.items()
+            for method, path in spec.routes
+        ]
+        self.gateway = Gateway(routes, "127.0.0.1", self.port)
+        import boto3
+
+        sqs = boto3.client("sqs")
+        for logical, spec in self.plan.functions.items():
+            if spec.queue:
+                url = self.queue_urls[spec.queue]
+                arn = f"arn:aws:sqs:us-east-1:123456789012:{self.plan.queues[spec.queue]['name']}"
+                self.workers.append(
+                    QueueWorker(
+                        sqs, url, arn, functions[logical], batch_size=spec.batch_size, report_failures=spec.report_failures
+                    )
+                )
+        self.gateway.start()
+        for worker in self.workers:
+            worker.start()
+        state = self._state(endpoint, api_url=f"http://127.0.0.1:{self.gateway.port}")
+        _write_state(state)
+        return state
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stopping.set()
+        for worker in self.workers:
+            worker.stop()
+        if getattr(self, "gateway", None):
+            self.gateway.stop()
+        if getattr(self, "moto", None):
+            self.moto.stop()
+        try:
+            current = json.loads(state_file().read_text())
+            if current.get("pid") == os.getpid():
+                state_file().unlink()
+        except (OSError, ValueError):
+            pass
+
+    def _create_resources(self, endpoint: str) -> None:
+        import boto3
+
+        dynamodb, sqs, s3 = boto3.client("dynamodb"), boto3.client("sqs"), boto3.client("s3")
+        for table in self.plan.tables.values():
+            dynamodb.create_table(**table["create"])
+            if table["ttl"]:
+                dynamodb.update_time_to_live(
+                    TableName=table["create"]["TableName"],
+                    TimeToLiveSpecification={
+                        "AttributeName": table["ttl"]["AttributeName"],
+                        "Enabled": bool(table["ttl"]["Enabled"]),
+                    },
+                )
+        self.queue_urls: dict[str, str] = {}
+        # Dead-letter queues first: a redrive policy names its target.
+        ordered = sorted(self.plan.queues.items(), key=lambda kv: "RedrivePolicy" in kv[1]["attributes"])
+        for logical, queue in ordered:
+            self.queue_urls[logical] = sqs.create_queue(QueueName=queue["name"], Attributes=queue["attributes"])["QueueUrl"]
+        for bucket in self.plan.buckets.values():
+            s3.create_bucket(Bucket=bucket)
+
+    def _export_function_environment(self) -> None:
+        """All handlers share this process, so their environments merge; the template names each variable one way."""
+        merged: dict[str, str] = {}
+        for spec in self.plan.functions.values():
+            for key, value in spec.env.items():
+                if key in merged and merged[key] != value:
+                    raise RuntimeError(f"functions disagree on {key}: {merged[key]!r} vs {value!r}")
+                merged[key] = value
+        for logical, url in self.queue_urls.items():
+            expected = self.plan.outputs.get(f"{logical}Url") or url
+            if expected != url:
+                log.debug("queue %s url %s differs from planned %s", logical, url, expected)
+        os.environ.update(merged)
+        os.environ.setdefault("SWITCHBOARD_SECRETS_MAX_AGE", "5")
+        os.environ.setdefault("SWITCHBOARD_SETTINGS_TTL", "3")
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        os.environ.setdefault("SWITCHBOARD_ALLOW_HTTP", "1")  # key servers and IdPs on 127.0.0.1 in tests
+
+    def _state(self, endpoint: str, *, api_url: str) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "endpoint_url": endpoint,
+            "api_url": api_url,
+            "region": "us-east-1",
+            "stack": self.stack,
+            "outputs": self.plan.outputs,
+        }
+
+
+def _local_aws_environment(endpoint: str) -> None:
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    os.environ["AWS_REGION"] = "us-east-1"
+    os.environ["AWS_ACCESS_KEY_ID"] = "local"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "local"  # noqa: S105 - moto accepts any credentials
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+
+
+def _write_state(state: dict[str, Any]) -> None:
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
+def run(port: int, config: Path | None) -> int:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request lines
+    stack = LocalStack(port=port, config=config)
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        state = stack.start()
+    except SystemExit as exc:
+        stack.stop()
+        return int(exc.code or 1)
+    except OSError as exc:
+        stack.stop()
+        print(f"switchboard local: {exc}", file=sys.stderr)
+        return 1
+    print(f"ready {state['api_url']}  (moto {state['endpoint_url']}; stop with Ctrl-C)", flush=True)
+    stopped.wait()
+    print("stopping", flush=True)
+    stack.stop()
+    print("stopped", flush=True)
+    return 0
