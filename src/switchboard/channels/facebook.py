@@ -1,0 +1,372 @@
+"""Facebook Messenger page webhooks (protocols.md section 2).
+
+Meta proves a delivery by signing the raw body with the app secret (``X-Hub-Signature-256``, and the
+legacy SHA-1 ``X-Hub-Signature`` that only accounts opting in with ``allow_sha1`` accept) and proves
+nothing about the set-up GET except that the caller knows the verify token we chose. One app may be
+subscribed to many pages and Meta batches up to 1000 updates per POST, so every entry is checked
+against the account's page and every item becomes its own envelope. Media bytes and profile names
+are fetched later, off the webhook's path: the CDN URLs expire, but not within the 20 s Meta waits.
+
+Kinds, by what the item holds:
+
+==========================================  ===========  ==========================================
+item                                        kind         notes
+==========================================  ===========  ==========================================
+message with text only                      text         ``quick_reply`` payload, ``reply_to`` in data
+message with image/video/audio/file         that media   every attachment kept, url = ``payload.url``
+message with sticker (or image+sticker_id)  sticker      the transition's duplicate image is dropped
+message with reel / ig_reel                 video        attachment type stays ``reel``/``ig_reel``
+message with only post/ig_post/template/    text if it   a typed link arrives as text + ``fallback``;
+fallback shares                             has text,    without text the customer shared something
+                                            else         no agent can open here
+                                            unsupported
+message with only appointment_booking       event        a booking status change, detail in data
+message with legacy location coordinates    location     text = title, coordinates in data
+message.is_echo                             (skipped)    the page's own message, never the customer's
+postback                                    postback     text = payload, ``title`` in data
+read, delivery, reaction, referral, optin,  event        detail under data[<item key>]
+handover and anything unknown
+==========================================  ===========  ==========================================
+
+Items from ``standby`` (another app owns the thread) are normalised the same way and marked
+``data["standby"] = True`` so routing can tell them apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets as _secrets
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from switchboard.channels.base import (
+    BadRequest,
+    ChannelAdapter,
+    Forbidden,
+    ParseResult,
+    Unauthorized,
+    WebhookRequest,
+    WebhookResponse,
+)
+from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
+from switchboard.settings import Account
+
+SIGNATURE_HEADER = "x-hub-signature-256"
+LEGACY_SIGNATURE_HEADER = "x-hub-signature"
+EVENT_RECEIVED = "EVENT_RECEIVED"
+
+# Attachment types whose payload.url is media bytes worth keeping; the attachments stage can use this
+# to leave shares (links to posts, templates, fallbacks) unfetched.
+MEDIA_ATTACHMENT_TYPES = frozenset({"image", "video", "audio", "file", "sticker", "reel", "ig_reel"})
+# Reels are videos the customer shares; the attachment keeps its own type so an agent sees which.
+_KIND_OF_MEDIA = {t: t for t in ("image", "video", "audio", "file", "sticker")} | {"reel": "video", "ig_reel": "video"}
+# Items that are not messages, in the order they are looked for; anything else unknown is kept as an event.
+_EVENT_KEYS = (
+    "read",
+    "delivery",
+    "reaction",
+    "referral",
+    "optin",
+    "account_linking",
+    "pass_thread_control",
+    "take_thread_control",
+    "request_thread_control",
+    "app_roles",
+    "policy_enforcement",
+    "message_edit",
+)
+_ITEM_FRAME_KEYS = {"sender", "recipient", "timestamp"}
+# Below this a timestamp is in seconds (the dashboard's "Test" samples send seconds as strings).
+_MS_THRESHOLD = 100_000_000_000
+
+
+def sign_sha256(app_secret: str, body: bytes) -> str:
+    """The X-Hub-Signature-256 value for ``body``: what Meta sends, and what ``switchboard send facebook`` forges."""
+    return "sha256=" + hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def sign_sha1(app_secret: str, body: bytes) -> str:
+    """The legacy X-Hub-Signature value, for accounts (and tests) that still rely on it."""
+    return "sha1=" + hmac.new(app_secret.encode("utf-8"), body, hashlib.sha1).hexdigest()
+
+
+def build_message(page_id: str, psid: str, text: str, mid: str | None = None, now_ms: int | None = None) -> bytes:
+    """A one-message webhook body shaped and escaped as Meta sends it, so a forged send exercises the real parser.
+
+    Meta escapes non-ASCII as ``\\uXXXX`` and ``/`` as ``\\/``; signatures must hold over those bytes.
+    """
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    body = {
+        "object": "page",
+        "entry": [
+            {
+                "id": page_id,
+                "time": now,
+                "messaging": [
+                    {
+                        "sender": {"id": psid},
+                        "recipient": {"id": page_id},
+                        "timestamp": now,
+                        "message": {"mid": mid or "m_" + _secrets.token_urlsafe(32), "text": text},
+                    }
+                ],
+            }
+        ],
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=True).replace("/", "\\/").encode("ascii")
+
+
+class FacebookAdapter(ChannelAdapter):
+    channel = "facebook"
+    required_secrets: ClassVar[tuple[str, ...]] = ("app_secret", "verify_token", "page_access_token")
+    # page_id is required: without it every entry is skipped, since one app may serve many pages.
+    options: ClassVar[dict[str, str]] = {"page_id": "str!", "allow_sha1": "bool", "graph_base_url": "url"}
+
+    def handshake(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> WebhookResponse | None:
+        if request.method.upper() != "GET":
+            return None
+        if request.query.get("hub.mode") != "subscribe":
+            raise Forbidden("hub.mode must be 'subscribe'")
+        received = request.query.get("hub.verify_token") or ""
+        # The token is a secret the admin chose: compare in constant time and never repeat it back.
+        if not hmac.compare_digest(received.encode("utf-8"), secrets["verify_token"].encode("utf-8")):
+            raise Forbidden("hub.verify_token does not match this account's verify token")
+        challenge = request.query.get("hub.challenge")
+        if not challenge:
+            raise Forbidden("hub.challenge is missing")
+        return WebhookResponse.text(200, challenge)
+
+    def verify(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> None:
+        app_secret = secrets["app_secret"]
+        received = request.header(SIGNATURE_HEADER)
+        if received:
+            # A present but wrong SHA-256 signature is refused even if a SHA-1 one would pass.
+            _check(received, sign_sha256(app_secret, request.body), "X-Hub-Signature-256")
+            return
+        legacy = request.header(LEGACY_SIGNATURE_HEADER)
+        if not legacy:
+            raise Unauthorized("missing X-Hub-Signature-256 header", code="missing_signature")
+        if account.option("allow_sha1") is not True:
+            raise Unauthorized("X-Hub-Signature-256 is required: this account does not accept SHA-1 signatures")
+        _check(legacy, sign_sha1(app_secret, request.body), "X-Hub-Signature")
+
+    def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            raise BadRequest("body is not JSON") from None
+        if not isinstance(body, dict) or body.get("object") != "page":
+            raise BadRequest("body is not a Messenger page webhook: expected 'object' to be 'page'")
+        entries = body.get("entry")
+        if not isinstance(entries, list):
+            raise BadRequest("body is not a Messenger page webhook: expected an 'entry' array")
+        page_id = account.option("page_id")
+        envelopes: list[Envelope] = []
+        skipped: list[str] = []
+        for e_index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                skipped.append(f"entry[{e_index}] is not an object")
+                continue
+            # One app serves many pages: an entry for another page (or an account with no page) is not ours.
+            if page_id is None or str(entry.get("id")) != str(page_id):
+                skipped.append(f"entry[{e_index}] is for page {entry.get('id')!r}, not this account's page {page_id!r}")
+                continue
+            if "changes" in entry:
+                skipped.append(f"entry[{e_index}] holds 'changes', not Messenger 'messaging' items")
+            entry_time = entry.get("time")
+            for stream in ("messaging", "standby"):
+                items = entry.get(stream)
+                if items is None:
+                    continue
+                if not isinstance(items, list):
+                    skipped.append(f"entry[{e_index}].{stream} is not an array")
+                    continue
+                for i_index, item in enumerate(items):
+                    where = f"entry[{e_index}].{stream}[{i_index}]"
+                    if not isinstance(item, dict):
+                        skipped.append(f"{where} is not an object")
+                        continue
+                    message = item.get("message")
+                    if isinstance(message, dict) and message.get("is_echo"):
+                        skipped.append(f"{where} is an echo of the page's own message {message.get('mid')!r}")
+                        continue
+                    envelopes.append(
+                        self._envelope(
+                            item,
+                            account,
+                            standby=stream == "standby",
+                            fallback_time=entry_time,
+                            received_at=received_at,
+                            correlation_id=correlation_id,
+                        )
+                    )
+        return ParseResult(envelopes, skipped)
+
+    def accepted(self, result: ParseResult) -> WebhookResponse:
+        return WebhookResponse.text(200, EVENT_RECEIVED)
+
+    def _envelope(
+        self,
+        item: dict[str, Any],
+        account: Account,
+        *,
+        standby: bool,
+        fallback_time: Any,
+        received_at: int,
+        correlation_id: str,
+    ) -> Envelope:
+        sender = _obj(item.get("sender"))
+        customer_id, ref_type = _customer_of(sender, item)
+        sent_at = _millis(item.get("timestamp")) or _millis(fallback_time) or received_at
+        data: dict[str, Any] = {}
+        if standby:
+            data["standby"] = True
+        if ref_type:
+            data["customer_ref_type"] = ref_type
+        kind = "event"
+        text: str | None = None
+        attachments: tuple[Attachment, ...] = ()
+
+        message = item.get("message")
+        postback = item.get("postback")
+        if isinstance(message, dict):
+            data["event"] = "message"
+            kind, text, attachments, detail = _message(message)
+            data.update(detail)
+            event_key = str(message.get("mid") or f"message:{customer_id}:{sent_at}")
+        elif isinstance(postback, dict):
+            data["event"] = "postback"
+            kind = "postback"
+            text = postback.get("payload") if isinstance(postback.get("payload"), str) else None
+            for key in ("title", "referral", "mid"):
+                if postback.get(key) is not None:
+                    data[key] = postback[key]
+            event_key = str(postback["mid"]) if postback.get("mid") else f"postback:{customer_id}:{sent_at}"
+        else:
+            name = next((k for k in _EVENT_KEYS if k in item), None)
+            if name is None:
+                name = next((k for k in item if k not in _ITEM_FRAME_KEYS), "unknown")
+            data["event"] = name
+            event_detail = item.get(name)
+            data[name] = event_detail
+            event_key = _event_key(name, event_detail, customer_id, sent_at)
+
+        return Envelope(
+            id=f"facebook:{account.id}:{event_key}",
+            channel=self.channel,
+            account_id=account.id,
+            customer=Customer(id=customer_id),
+            kind=kind,
+            text=text,
+            attachments=attachments,
+            sent_at=sent_at,
+            received_at=received_at,
+            correlation_id=correlation_id,
+            data=data,
+        )
+
+
+def _check(received: str, expected: str, header: str) -> None:
+    # Meta sends lower-case hex; normalise case only, then compare in constant time.
+    if not hmac.compare_digest(received.strip().lower().encode("utf-8"), expected.encode("ascii")):
+        raise Unauthorized(f"{header} does not match the body")
+
+
+def _customer_of(sender: Mapping[str, Any], item: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The PSID; chat-plugin and checkbox events carry only a ``user_ref``, which is all there is to key on."""
+    if sender.get("id"):
+        return str(sender["id"]), None
+    if sender.get("user_ref"):
+        return str(sender["user_ref"]), "user_ref"
+    optin = item.get("optin")
+    if isinstance(optin, dict) and optin.get("user_ref"):
+        return str(optin["user_ref"]), "user_ref"
+    return "unknown", None
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _millis(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int | float) and value > 0:
+        number = int(value)
+        return number * 1000 if number < _MS_THRESHOLD else number
+    return None
+
+
+def _event_key(name: str, detail: Any, customer_id: str, sent_at: int) -> str:
+    """A key stable across Meta's redeliveries: watermarks for receipts, the target and action for reactions."""
+    fields = _obj(detail)
+    if name in ("read", "delivery") and fields.get("watermark") is not None:
+        return f"{name}:{customer_id}:{fields['watermark']}"
+    if name == "reaction" and fields.get("mid"):
+        return f"reaction:{fields['mid']}:{fields.get('action', 'react')}:{fields.get('reaction', fields.get('emoji', ''))}"
+    return f"{name}:{customer_id}:{sent_at}"
+
+
+def _message(message: dict[str, Any]) -> tuple[str, str | None, tuple[Attachment, ...], dict[str, Any]]:
+    detail: dict[str, Any] = {"mid": message.get("mid")}
+    text = message.get("text") if isinstance(message.get("text"), str) and message.get("text") else None
+    quick_reply = message.get("quick_reply")
+    if isinstance(quick_reply, dict) and quick_reply.get("payload") is not None:
+        detail["quick_reply_payload"] = quick_reply["payload"]
+    if isinstance(message.get("reply_to"), dict):
+        detail["reply_to"] = message["reply_to"]
+    raw = [a for a in message.get("attachments") or () if isinstance(a, dict)]
+    if not raw:
+        return "text", text, (), detail
+
+    has_sticker_type = any(a.get("type") == "sticker" for a in raw)
+    attachments: list[Attachment] = []
+    shares: list[str] = []
+    location: dict[str, Any] | None = None
+    for attachment in raw:
+        atype = str(attachment.get("type") or "fallback")
+        payload = _obj(attachment.get("payload"))
+        if atype == "location" or isinstance(payload.get("coordinates"), dict):
+            coordinates = _obj(payload.get("coordinates"))
+            location = {
+                "title": attachment.get("title"),
+                "latitude": coordinates.get("lat"),
+                "longitude": coordinates.get("long"),
+                "url": attachment.get("url"),
+            }
+            continue
+        if payload.get("sticker_id") is not None:
+            detail["sticker_id"] = payload["sticker_id"]
+            if atype == "image":
+                if has_sticker_type:
+                    continue  # the 2026 transition sends the same sticker twice, once as an image
+                atype = "sticker"  # before the transition a sticker was an image with a sticker_id
+        if atype not in MEDIA_ATTACHMENT_TYPES:
+            shares.append(atype)
+        if atype == "appointment_booking" or (atype == "template" and payload):
+            detail.setdefault(atype, []).append(payload)
+        url = payload.get("url") or attachment.get("url")
+        title = attachment.get("title") or payload.get("title")
+        attachments.append(Attachment(type=atype, url=str(url) if url else None, name=str(title) if title else None))
+
+    media = next((a for a in attachments if a.type in MEDIA_ATTACHMENT_TYPES), None)
+    if media is not None:
+        kind = _KIND_OF_MEDIA[media.type]
+    elif location is not None:
+        detail["location"] = location
+        return "location", text or location.get("title"), tuple(attachments), detail
+    elif text:
+        kind = "text"
+    elif shares and all(s == "appointment_booking" for s in shares):
+        kind = "event"
+    else:
+        detail["shared"] = shares
+        return "unsupported", UNSUPPORTED_TEXT, tuple(attachments), detail
+    if location is not None:
+        detail["location"] = location
+    return kind, text, tuple(attachments), detail

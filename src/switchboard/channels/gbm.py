@@ -1,0 +1,283 @@
+"""Google Business Messages webhooks (protocols.md section 3).
+
+Google shut Business Messages down on 2024-07-31 (new conversations stopped on 2024-07-15), so no
+live traffic can arrive. The adapter is still built because the product promises the channel, and
+because archived deliveries (exports, recorded payloads, a previous system's dead letters) are
+replayed through the same edge to fill the CRM; it has to read them exactly as Google sent them.
+
+Google sets a webhook up with an unsigned POST of ``{clientToken, secret}`` and expects the secret
+back as plain text once the client token matches. Every later delivery carries ``X-Goog-Signature``,
+a base64 HMAC-SHA512 of the raw body. The two GBM documents disagree on the key (the newer says the
+client token, the older and Google's own samples the partner key), so the account's ``signing_key``
+chooses, defaulting to the client token.
+
+Kinds, by payload:
+
+=====================================  ========  ===================================================
+payload                                kind      notes
+=====================================  ========  ===================================================
+message, text                          text
+message, text is a signed storage URL  image     users' images arrive only this way; url, no text
+suggestionResponse                     postback  text = the suggestion's text, postbackData in data
+userStatus.requestedLiveAgent true     event     data["requested_live_agent"] = True, for routing
+userStatus otherwise (typing)          (skipped) presence noise, not something the customer said
+receipts, surveyResponse,              event     detail in data
+authenticationResponse, unknown
+=====================================  ========  ===================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+from switchboard.channels.base import BadRequest, ChannelAdapter, ParseResult, Unauthorized, WebhookRequest, WebhookResponse
+from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
+from switchboard.settings import Account
+
+SIGNATURE_HEADER = "x-goog-signature"
+SIGNING_KEYS = ("client_token", "partner_key")
+DEFAULT_SIGNING_KEY = "client_token"
+_PAYLOAD_KEYS = ("message", "suggestionResponse", "userStatus", "receipts", "surveyResponse", "authenticationResponse")
+_VERIFICATION_KEYS = frozenset({"clientToken", "secret"})
+# The verification body is two short strings; anything much larger is a message and is not parsed twice.
+_VERIFICATION_MAX_BYTES = 4096
+_STORAGE_URL = re.compile(r"https://storage\.googleapis\.com/\S+")
+_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})", re.IGNORECASE)
+
+
+def sign(key: str, body: bytes) -> str:
+    """The X-Goog-Signature value for ``body``: what Google sends, and what ``switchboard send gbm`` forges."""
+    digest = hmac.new(key.encode("utf-8"), body, hashlib.sha512).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def signing_key_name(account: Account) -> str:
+    """Which secret signs this account's deliveries.
+
+    An unknown value is a configuration error (validation should have caught it) and raises
+    ``ValueError`` rather than refusing Google, which would only retry the delivery for 7 days.
+    """
+    name = account.option("signing_key", DEFAULT_SIGNING_KEY) or DEFAULT_SIGNING_KEY
+    if name not in SIGNING_KEYS:
+        raise ValueError(f"account {account.id!r}: signing_key must be one of {', '.join(SIGNING_KEYS)}, not {name!r}")
+    return str(name)
+
+
+def build_message(
+    conversation_id: str,
+    text: str,
+    *,
+    brand_id: str = "BRAND_ID",
+    agent_id: str = "AGENT_ID",
+    display_name: str | None = None,
+    locale: str = "en",
+    message_id: str | None = None,
+    request_id: str | None = None,
+    now_ms: int | None = None,
+) -> bytes:
+    """A user message body shaped as Google sent them, so a forged send exercises the real parser."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    stamp = _rfc3339(now)
+    message_id = message_id or str(uuid.uuid4()).upper()
+    user_info: dict[str, str] = {"userDeviceLocale": locale}
+    if display_name:
+        user_info = {"displayName": display_name, **user_info}
+    body = {
+        "agent": f"brands/{brand_id}/agents/{agent_id}",
+        "conversationId": conversation_id,
+        "customAgentId": "",
+        "requestId": request_id or str(uuid.uuid4()).upper(),
+        "message": {
+            "messageId": message_id,
+            "name": f"conversations/{conversation_id}/messages/{message_id}",
+            "text": text,
+            "createTime": stamp,
+        },
+        "context": {
+            "entryPoint": "PLACESHEET",
+            "placeId": "",
+            "resolvedLocale": locale.split("-", maxsplit=1)[0],
+            "userInfo": user_info,
+        },
+        "sendTime": stamp,
+    }
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
+class GbmAdapter(ChannelAdapter):
+    channel = "gbm"
+    required_secrets: ClassVar[tuple[str, ...]] = ("client_token",)
+    # The service account only sends replies; the partner key only matters when it signs.
+    optional_secrets: ClassVar[tuple[str, ...]] = ("partner_key", "service_account_json")
+    options: ClassVar[dict[str, str]] = {
+        "partner_id": "str",
+        "brand_id": "str",
+        "agent_id": "str",
+        "signing_key": "enum:" + "|".join(SIGNING_KEYS),
+    }
+
+    def secrets_for(self, options: Mapping[str, object]) -> tuple[str, ...]:
+        """The partner key becomes required when it is the key Google's deliveries are checked with."""
+        if options.get("signing_key") == "partner_key":
+            return (*self.required_secrets, "partner_key")
+        return self.required_secrets
+
+    def handshake(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> WebhookResponse | None:
+        if request.method.upper() != "POST" or len(request.body) > _VERIFICATION_MAX_BYTES:
+            return None
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return None  # parse() reports the bad body once verify() has passed
+        if not isinstance(body, dict) or set(body) != _VERIFICATION_KEYS:
+            return None
+        client_token, secret = body["clientToken"], body["secret"]
+        if not isinstance(client_token, str) or not isinstance(secret, str):
+            return None
+        # Unsigned by design: knowing the client token is the only proof Google offers here.
+        if not hmac.compare_digest(client_token.encode("utf-8"), secrets["client_token"].encode("utf-8")):
+            raise Unauthorized("clientToken does not match this account's client token", code="invalid_client_token")
+        return WebhookResponse.text(200, secret)
+
+    def verify(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> None:
+        received = request.header(SIGNATURE_HEADER)
+        if not received:
+            raise Unauthorized("missing X-Goog-Signature header", code="missing_signature")
+        expected = sign(secrets[signing_key_name(account)], request.body)
+        if not hmac.compare_digest(received.strip().encode("utf-8"), expected.encode("ascii")):
+            raise Unauthorized("X-Goog-Signature does not match the body")
+
+    def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            raise BadRequest("body is not JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("conversationId"), str) or not body["conversationId"]:
+            raise BadRequest("body is not a Business Messages webhook: expected a 'conversationId'")
+        payload_type = next((k for k in _PAYLOAD_KEYS if isinstance(body.get(k), dict)), None)
+        payload: dict[str, Any] = body[payload_type] if payload_type else {}
+
+        data: dict[str, Any] = {"event": payload_type or _unknown_type(body)}
+        for source, target in (("agent", "agent"), ("requestId", "request_id"), ("customAgentId", "custom_agent_id")):
+            if body.get(source):
+                data[target] = body[source]
+        context = _obj(body.get("context"))
+        for source, target in (("entryPoint", "entry_point"), ("placeId", "place_id"), ("customContext", "custom_context")):
+            if context.get(source):
+                data[target] = context[source]
+        if isinstance(context.get("widget"), dict):
+            data["widget"] = context["widget"]
+
+        kind = "event"
+        text: str | None = None
+        attachments: tuple[Attachment, ...] = ()
+        if payload_type == "message":
+            kind, text, attachments = _message(payload)
+            data["message_id"] = payload.get("messageId")
+            if isinstance(body.get("dialogflowResponse"), dict):
+                data["dialogflow_response"] = body["dialogflowResponse"]
+        elif payload_type == "suggestionResponse":
+            kind = "postback"
+            text = payload.get("text") if isinstance(payload.get("text"), str) else None
+            data["postback_data"] = payload.get("postbackData")
+            data["suggestion_type"] = payload.get("suggestionType") or payload.get("type")
+            data["reply_to"] = payload.get("message")
+        elif payload_type == "userStatus":
+            if not _true(payload.get("requestedLiveAgent")):
+                state = "typing" if _true(payload.get("isTyping")) else "not typing"
+                return ParseResult([], [f"userStatus ({state}) in conversation {body['conversationId']!r} makes no envelope"])
+            data["requested_live_agent"] = True
+        elif payload_type is not None:
+            data[_snake(payload_type)] = payload
+        else:
+            data["body"] = {k: v for k, v in body.items() if k not in ("context", "agent")}
+
+        user_info = _obj(context.get("userInfo"))
+        customer = Customer(
+            id=body["conversationId"],
+            name=user_info.get("displayName") or None,
+            locale=user_info.get("userDeviceLocale") or context.get("resolvedLocale") or None,
+        )
+        sent_at = _parse_time(payload.get("createTime")) or _parse_time(body.get("sendTime")) or received_at
+        envelope = Envelope(
+            id=f"gbm:{account.id}:{_event_key(body, payload_type, payload)}",
+            channel=self.channel,
+            account_id=account.id,
+            customer=customer,
+            kind=kind,
+            text=text,
+            attachments=attachments,
+            sent_at=sent_at,
+            received_at=received_at,
+            correlation_id=correlation_id,
+            data=data,
+        )
+        return ParseResult([envelope])
+
+
+def _message(message: Mapping[str, Any]) -> tuple[str, str | None, tuple[Attachment, ...]]:
+    text = message.get("text") if isinstance(message.get("text"), str) else None
+    # Users' images reach the agent only as a signed Cloud Storage URL standing alone in the text.
+    if text and _STORAGE_URL.fullmatch(text.strip()):
+        return "image", None, (Attachment(type="image", url=text.strip()),)
+    if not text:
+        return "unsupported", UNSUPPORTED_TEXT, ()
+    return "text", text, ()
+
+
+def _event_key(body: Mapping[str, Any], payload_type: str | None, payload: Mapping[str, Any]) -> str:
+    """Google retries for 7 days; messageId, then requestId, then the body itself identify a redelivery."""
+    if payload_type == "message" and payload.get("messageId"):
+        return str(payload["messageId"])
+    if body.get("requestId"):
+        return str(body["requestId"])
+    return "sha256-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _true(value: Any) -> bool:
+    # The recorded samples hold placeholders ("BOOLEAN"); only a real true, or the string "true", counts.
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _unknown_type(body: Mapping[str, Any]) -> str:
+    known = {"agent", "conversationId", "customAgentId", "requestId", "sendTime", "context", "dialogflowResponse"}
+    return next((k for k in body if k not in known), "unknown")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _parse_time(value: Any) -> int | None:
+    """RFC3339 with up to nanosecond fractions, as Google writes it; placeholders give None."""
+    if not isinstance(value, str):
+        return None
+    match = _RFC3339.fullmatch(value.strip())
+    if not match:
+        return None
+    whole, fraction, offset = match.groups()
+    zone = "+00:00" if offset.upper() == "Z" else offset
+    try:
+        moment = datetime.fromisoformat(whole + zone)
+    except ValueError:
+        return None
+    millis = int((fraction or "0")[:3].ljust(3, "0"))
+    return int(moment.timestamp()) * 1000 + millis
+
+
+def _rfc3339(millis: int) -> str:
+    seconds, ms = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}000Z"

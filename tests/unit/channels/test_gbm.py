@@ -1,0 +1,448 @@
+"""Google Business Messages adapter, table-driven over the recorded payloads in channels/testdata/gbm.
+
+GBM shut down on 2024-07-31: these fixtures (Google's own test-framework payloads plus a few realistic
+ones) are the only traffic the adapter will ever see, which is why they are exhaustive.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from switchboard.channels.base import BadRequest, Unauthorized, WebhookRequest
+from switchboard.channels.gbm import GbmAdapter, build_message, sign
+from switchboard.envelope import Envelope
+from switchboard.settings import Account
+
+TESTDATA = Path(__file__).resolve().parents[3] / "src" / "switchboard" / "channels" / "testdata" / "gbm"
+CLIENT_TOKEN = "SJENCPGJESMGUFPY"
+PARTNER_KEY = "partner-key-9b1f"
+SECRETS = {"client_token": CLIENT_TOKEN, "partner_key": PARTNER_KEY, "service_account_json": "{}"}
+CONVERSATION = "72a88dca-58e8-4bb8-99bb-0302458fee1a"
+RECEIVED_AT = 1_800_000_000_000
+IMAGE_URL = json.loads((TESTDATA / "gbm_image-message.json").read_text())["message"]["text"]
+
+adapter = GbmAdapter()
+
+
+def account(**options: Any) -> Account:
+    base = {"partner_id": "p-1", "brand_id": "85851e0e-8406-4812-8d15-53feecfa3b84", "agent_id": "bc69bbee"}
+    return Account(id="gbm-agent", channel="gbm", workstream="social", options={**base, **options})
+
+
+def request(body: bytes, headers: dict[str, str] | None = None) -> WebhookRequest:
+    return WebhookRequest(
+        method="POST",
+        path="/webhooks/gbm/gbm-agent",
+        path_params={"account_id": "gbm-agent"},
+        query={},
+        headers={k.lower(): v for k, v in (headers or {}).items()},
+        body=body,
+        request_id="req-1",
+    )
+
+
+def parse(body: bytes) -> tuple[list[Envelope], list[str]]:
+    result = adapter.parse(request(body), account(), received_at=RECEIVED_AT, correlation_id="corr-1")
+    return result.envelopes, result.skipped
+
+
+@dataclass(frozen=True)
+class Expected:
+    kind: str
+    customer: str
+    key: str  # the envelope id after "gbm:gbm-agent:"; "sha256-" means "a hash of the body"
+    text: str | None = None
+    attachments: tuple[tuple[str, str | None], ...] = ()
+    name: str | None = None
+    locale: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    sent_at: int = RECEIVED_AT  # the samples' placeholder times fall back to received_at
+
+
+CASES: list[tuple[str, list[Expected], list[str]]] = [
+    (
+        "gbm_text-message.json",
+        [Expected("text", "CONVERSATION_ID", "MESSAGE_ID", "MESSAGE_TEXT", name="USER_NAME", locale="USER_LOCALE")],
+        [],
+    ),
+    (
+        "gbm_text-with-dialogflow-response.json",
+        [
+            Expected(
+                "text",
+                "CONVERSATION_ID",
+                "MESSAGE_ID",
+                "MESSAGE_TEXT",
+                name="USER_NAME",
+                locale="USER_LOCALE",
+                data={"dialogflow_response": {"faqResponse": {"userQuestion": "USER_QUESTION"}}},
+            )
+        ],
+        [],
+    ),
+    (
+        "gbm_image-message.json",
+        [
+            Expected(
+                "image", "CONVERSATION_ID", "MESSAGE_ID", None, (("image", IMAGE_URL),), name="USER_NAME", locale="USER_LOCALE"
+            )
+        ],
+        [],
+    ),
+    (
+        "gbm_suggestion-message.json",
+        [
+            Expected(
+                "postback",
+                "CONVERSATION_ID",
+                "REQUEST_ID",
+                "SUGGESTION_TEXT",
+                name="USER_NAME",
+                locale="USER_LOCALE",
+                data={"postback_data": "POSTBACK_DATA", "suggestion_type": "SUGGESTION_TYPE"},
+            )
+        ],
+        [],
+    ),
+    (
+        "gbm_authentication-request.json",
+        [
+            Expected(
+                "event",
+                "CONVERSATION_ID",
+                "REQUEST_ID",
+                name="USER_NAME",
+                locale="USER_LOCALE",
+                data={"event": "authenticationResponse", "authentication_response": {"code": "AUTHORIZATION_CODE"}},
+            )
+        ],
+        [],
+    ),
+    ("gbm_event-receive.json", [], ["userStatus (not typing)"]),
+    (
+        "gbm_read-receipt.json",
+        [
+            Expected(
+                "event",
+                "CONVERSATION_ID",
+                "sha256-",
+                data={"event": "receipts", "receipts": {"receipts": [{"receiptType": "READ"}]}},
+            )
+        ],
+        [],
+    ),
+    (
+        "gbm_user-receipt.json",
+        [Expected("event", "CONVERSATION_ID", "sha256-", data={"receipts": {"receipts": [{"receiptType": "DELIVERED"}]}})],
+        [],
+    ),
+    (
+        "gbm_realistic-text.json",
+        [
+            Expected(
+                "text",
+                CONVERSATION,
+                "3C0A5E2B-6B7E-4C0E-8F3C-2D9F4B6A7E01",
+                "Hallo, ich m\u00f6chte eine R\u00fcckerstattung f\u00fcr meine Bestellung",
+                locale="de-DE",
+                sent_at=1665529390123,  # message.createTime, nanoseconds cut to milliseconds
+                data={"entry_point": "PLACESHEET", "request_id": "7B1C0F0E-5E0B-4F0A-9D55-0B7D0C2A1E11"},
+                name="Kevin Neubert",
+            )
+        ],
+        [],
+    ),
+    (
+        "gbm_realistic-live-agent.json",
+        [
+            Expected(
+                "event",
+                CONVERSATION,
+                "E2F9C3A1-0D4B-4C57-9E8A-6B1F2D3C4A55",
+                locale="en-US",
+                sent_at=1665529440000,
+                data={"event": "userStatus", "requested_live_agent": True},
+                name="Kevin Neubert",
+            )
+        ],
+        [],
+    ),
+    ("gbm_realistic-typing.json", [], [f"userStatus (not typing) in conversation '{CONVERSATION}'"]),
+    ("gbm_realistic-typing-started.json", [], [f"userStatus (typing) in conversation '{CONVERSATION}'"]),
+    (
+        "gbm_realistic-survey-response.json",
+        [
+            Expected(
+                "event",
+                CONVERSATION,
+                "5D4C3B2A-1F0E-4D9C-8B7A-6F5E4D3C2B1A",
+                locale="en-US",
+                sent_at=1665530400000,
+                data={
+                    "event": "surveyResponse",
+                    "survey_response": {"rating": "VERY_SATISFIED", "questionResponsePostbackData": "yes"},
+                },
+                name="Kevin Neubert",
+            )
+        ],
+        [],
+    ),
+]
+
+
+def _holds(actual: Any, expected: Any) -> bool:
+    """``expected`` is a subset of ``actual``: recursively for dicts, element-wise for equal-length lists."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and all(k in actual and _holds(actual[k], v) for k, v in expected.items())
+    if isinstance(expected, list):
+        return isinstance(actual, list) and len(actual) == len(expected) and all(map(_holds, actual, expected))
+    return bool(actual == expected)
+
+
+def test_every_recorded_payload_is_in_the_table() -> None:
+    assert sorted(p.name for p in TESTDATA.glob("*.json")) == sorted(name for name, _, _ in CASES)
+
+
+@pytest.mark.parametrize(("name", "expected", "skipped"), CASES, ids=[c[0] for c in CASES])
+def test_recorded_payload(name: str, expected: list[Expected], skipped: list[str]) -> None:
+    envelopes, reasons = parse((TESTDATA / name).read_bytes())
+
+    assert len(envelopes) == len(expected)
+    for envelope, want in zip(envelopes, expected, strict=True):
+        assert envelope.kind == want.kind
+        assert envelope.text == want.text
+        assert envelope.customer.id == want.customer
+        assert envelope.customer.name == want.name
+        assert envelope.customer.locale == want.locale
+        if want.key == "sha256-":
+            assert envelope.id.startswith("gbm:gbm-agent:sha256-")
+        else:
+            assert envelope.id == f"gbm:gbm-agent:{want.key}"
+        assert tuple((a.type, a.url) for a in envelope.attachments) == want.attachments
+        assert _holds(envelope.data, want.data), envelope.data
+        assert envelope.sent_at == want.sent_at
+        assert (envelope.channel, envelope.account_id, envelope.received_at) == ("gbm", "gbm-agent", RECEIVED_AT)
+        assert Envelope.from_json(envelope.to_json()) == envelope
+    assert len(reasons) == len(skipped), reasons
+    for reason, want_reason in zip(reasons, skipped, strict=True):
+        assert want_reason in reason
+
+
+# --- signatures -------------------------------------------------------------------------------------
+
+VECTOR_BODY = b'{"message":{"messageId":"m1","text":"hi"},"conversationId":"c1","requestId":"r1"}'
+VECTOR_SIGNATURE = "aF2LVXfqmJMUmyVtaWS+VkX6IvaS8AM1iE9jyPHwNPUq0GGd766oxttwBj9Kh+qeUY0EupzhPIkrnGbUeNMIkg=="
+
+
+def test_signature_vector_from_protocols_section_6() -> None:
+    assert sign(CLIENT_TOKEN, VECTOR_BODY) == VECTOR_SIGNATURE
+
+
+def test_client_token_signature_verifies_by_default() -> None:
+    adapter.verify(request(VECTOR_BODY, {"X-Goog-Signature": VECTOR_SIGNATURE}), account(), SECRETS)
+    adapter.verify(request(VECTOR_BODY, {"X-Goog-Signature": VECTOR_SIGNATURE}), account(signing_key="client_token"), SECRETS)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Goog-Signature": ""},
+        {"X-Goog-Signature": VECTOR_SIGNATURE[:-4] + "AAA="},
+        {"X-Goog-Signature": sign(PARTNER_KEY, VECTOR_BODY)},
+    ],
+    ids=["missing", "empty", "wrong", "partner-key-on-client-token-account"],
+)
+def test_wrong_or_missing_signature_is_unauthorized(headers: dict[str, str]) -> None:
+    with pytest.raises(Unauthorized) as caught:
+        adapter.verify(request(VECTOR_BODY, headers), account(), SECRETS)
+    assert caught.value.status == 401
+    assert CLIENT_TOKEN not in caught.value.message
+
+
+def test_partner_key_account_verifies_with_the_partner_key_and_refuses_the_client_token() -> None:
+    partner = account(signing_key="partner_key")
+    adapter.verify(request(VECTOR_BODY, {"X-Goog-Signature": sign(PARTNER_KEY, VECTOR_BODY)}), partner, SECRETS)
+    with pytest.raises(Unauthorized):
+        adapter.verify(request(VECTOR_BODY, {"X-Goog-Signature": VECTOR_SIGNATURE}), partner, SECRETS)
+
+
+def test_signature_is_over_the_raw_bytes() -> None:
+    spaced = json.dumps(json.loads(VECTOR_BODY)).encode()
+    with pytest.raises(Unauthorized):
+        adapter.verify(request(spaced, {"X-Goog-Signature": VECTOR_SIGNATURE}), account(), SECRETS)
+
+
+def test_required_secrets_follow_the_signing_key() -> None:
+    assert GbmAdapter.required_secrets == ("client_token",)
+    assert adapter.secrets_for(account().options) == ("client_token",)
+    assert adapter.secrets_for(account(signing_key="client_token").options) == ("client_token",)
+    assert adapter.secrets_for(account(signing_key="partner_key").options) == ("client_token", "partner_key")
+    assert set(adapter.optional_secrets) == {"partner_key", "service_account_json"}
+    assert adapter.options["signing_key"] == "enum:client_token|partner_key"
+
+
+def test_an_unknown_signing_key_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="signing_key"):
+        adapter.verify(
+            request(VECTOR_BODY, {"X-Goog-Signature": VECTOR_SIGNATURE}), account(signing_key="service_account_json"), SECRETS
+        )
+
+
+# --- verification handshake ---------------------------------------------------------------------------
+
+
+def test_handshake_with_the_right_client_token_returns_the_secret() -> None:
+    body = json.dumps({"clientToken": CLIENT_TOKEN, "secret": "0123456789"}).encode()
+    response = adapter.handshake(request(body), account(), SECRETS)
+    assert response is not None
+    assert (response.status, response.body, response.content_type) == (200, "0123456789", "text/plain")
+
+
+def test_handshake_works_for_partner_key_accounts_too() -> None:
+    body = json.dumps({"clientToken": CLIENT_TOKEN, "secret": "42"}).encode()
+    response = adapter.handshake(request(body), account(signing_key="partner_key"), SECRETS)
+    assert response is not None
+    assert response.body == "42"
+
+
+def test_handshake_with_a_wrong_client_token_is_unauthorized() -> None:
+    body = json.dumps({"clientToken": "NOTTHETOKEN", "secret": "0123456789"}).encode()
+    with pytest.raises(Unauthorized) as caught:
+        adapter.handshake(request(body), account(), SECRETS)
+    assert caught.value.status == 401
+    assert CLIENT_TOKEN not in caught.value.response().body
+    assert "NOTTHETOKEN" not in caught.value.response().body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        VECTOR_BODY,
+        b"not json",
+        b'{"clientToken":"SJENCPGJESMGUFPY"}',
+        b'{"clientToken":"SJENCPGJESMGUFPY","secret":"1","conversationId":"c1"}',
+        b'{"clientToken":1,"secret":"1"}',
+        (TESTDATA / "gbm_image-message.json").read_bytes(),
+    ],
+    ids=["message", "not-json", "no-secret", "extra-key", "not-a-string", "image-message"],
+)
+def test_anything_but_the_verification_shape_is_not_a_handshake(body: bytes) -> None:
+    assert adapter.handshake(request(body), account(), SECRETS) is None
+
+
+# --- parse edge cases -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b"{}", b'{"conversationId":""}', b'{"conversationId":7}'])
+def test_a_body_that_is_not_a_gbm_webhook_is_a_bad_request(body: bytes) -> None:
+    with pytest.raises(BadRequest):
+        parse(body)
+
+
+def test_typing_makes_no_envelope() -> None:
+    body = {"conversationId": "c1", "requestId": "r1", "userStatus": {"isTyping": True, "createTime": "2022-10-11T23:03:03Z"}}
+    envelopes, skipped = parse(json.dumps(body).encode())
+    assert envelopes == []
+    assert skipped == ["userStatus (typing) in conversation 'c1' makes no envelope"]
+
+
+def test_requested_live_agent_is_an_event_the_router_can_match() -> None:
+    body = {"conversationId": "c1", "requestId": "r1", "userStatus": {"requestedLiveAgent": True, "isTyping": False}}
+    (envelope,), skipped = parse(json.dumps(body).encode())
+    assert skipped == []
+    assert envelope.kind == "event"
+    assert envelope.data["requested_live_agent"] is True
+
+
+def test_a_storage_url_becomes_an_image_attachment_and_no_text() -> None:
+    url = "https://storage.googleapis.com/business-messages-us/1/abc?x-goog-expires=604800"
+    (envelope,), _ = parse(json.dumps({"conversationId": "c1", "message": {"messageId": "m1", "text": url}}).encode())
+    assert (envelope.kind, envelope.text) == ("image", None)
+    assert [(a.type, a.url) for a in envelope.attachments] == [("image", url)]
+
+
+def test_a_storage_url_inside_a_sentence_stays_text() -> None:
+    text = "see https://storage.googleapis.com/bucket/x please"
+    (envelope,), _ = parse(json.dumps({"conversationId": "c1", "message": {"messageId": "m1", "text": text}}).encode())
+    assert (envelope.kind, envelope.text, envelope.attachments) == ("text", text, ())
+
+
+def test_dedupe_prefers_message_id_then_request_id_then_the_body() -> None:
+    def key(body: dict[str, Any]) -> str:
+        return parse(json.dumps(body).encode())[0][0].id
+
+    message = {"conversationId": "c1", "requestId": "r1", "message": {"messageId": "m1", "text": "hi"}}
+    assert key(message) == "gbm:gbm-agent:m1"
+    assert key({**message, "requestId": "r2"}) == "gbm:gbm-agent:m1"  # a redelivery may carry a new requestId
+    assert key({"conversationId": "c1", "requestId": "r1", "message": {"text": "hi"}}) == "gbm:gbm-agent:r1"
+    receipts = {"conversationId": "c1", "receipts": {"receipts": [{"message": "m", "receiptType": "READ"}]}}
+    assert key(receipts) == key(dict(reversed(list(receipts.items()))))
+    assert key(receipts) != key({**receipts, "sendTime": "2022-10-11T23:03:03Z"})
+
+
+def test_unknown_payloads_are_kept_as_events() -> None:
+    body = {"conversationId": "c1", "requestId": "r9", "somethingNew": {"x": 1}}
+    (envelope,), _ = parse(json.dumps(body).encode())
+    assert envelope.kind == "event"
+    assert envelope.data["event"] == "somethingNew"
+    assert envelope.id == "gbm:gbm-agent:r9"
+
+
+def test_a_message_without_text_is_unsupported() -> None:
+    (envelope,), _ = parse(json.dumps({"conversationId": "c1", "message": {"messageId": "m1"}}).encode())
+    assert envelope.kind == "unsupported"
+
+
+@pytest.mark.parametrize(
+    ("stamp", "millis"),
+    [
+        ("2022-10-11T23:03:03Z", 1665529383000),
+        ("2022-10-11T23:03:03.318615Z", 1665529383318),
+        ("2022-10-11T23:03:03.318615123Z", 1665529383318),
+        ("2022-10-12T01:03:03.5+02:00", 1665529383500),
+        ("SEND_TIME", RECEIVED_AT),
+        ("2022-13-45T99:03:03Z", RECEIVED_AT),
+    ],
+)
+def test_sent_at_reads_rfc3339_and_falls_back_to_received_at(stamp: str, millis: int) -> None:
+    body = {"conversationId": "c1", "message": {"messageId": "m1", "text": "hi"}, "sendTime": stamp}
+    assert parse(json.dumps(body).encode())[0][0].sent_at == millis
+
+
+def test_accepted_is_an_empty_json_object() -> None:
+    response = adapter.accepted(adapter.parse(request(VECTOR_BODY), account(), received_at=1, correlation_id="c"))
+    assert (response.status, response.body) == (200, "{}")
+
+
+# --- build_message (switchboard send gbm) ---------------------------------------------------------------
+
+
+def test_build_message_round_trips_through_verify_and_parse() -> None:
+    body = build_message(
+        CONVERSATION,
+        "R\u00fcckerstattung bitte",
+        display_name="Kevin Neubert",
+        locale="de-DE",
+        message_id="m-cli",
+        now_ms=1665529390123,
+    )
+    adapter.verify(request(body, {"X-Goog-Signature": sign(CLIENT_TOKEN, body)}), account(), SECRETS)
+    (envelope,), skipped = parse(body)
+    assert skipped == []
+    assert (envelope.kind, envelope.text, envelope.customer.id) == ("text", "R\u00fcckerstattung bitte", CONVERSATION)
+    assert (envelope.customer.name, envelope.customer.locale) == ("Kevin Neubert", "de-DE")
+    assert envelope.id == "gbm:gbm-agent:m-cli"
+    assert envelope.sent_at == 1665529390123
+    assert adapter.handshake(request(body), account(), SECRETS) is None
+
+
+def test_build_message_uses_the_brand_and_agent() -> None:
+    body = json.loads(build_message("c1", "hi", brand_id="b1", agent_id="a1"))
+    assert body["agent"] == "brands/b1/agents/a1"
+    assert body["message"]["name"] == f"conversations/c1/messages/{body['message']['messageId']}"
