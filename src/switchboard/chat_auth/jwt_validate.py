@@ -1,0 +1,209 @@
+"""Validating the JWT a signed-in visitor's portal hands the chat widget.
+
+The rules are Dynamics 365 Omnichannel's chat authentication (interface section 2): RS256 only, the
+key from the auth setting's key URL, required ``iss``/``iat``/``exp``/``sub``, ``nbf`` honoured, 60 s
+leeway, ``sub`` is the contact id and ``lwicontexts`` (a JSON *string*) carries context variables.
+
+PyJWT verifies the signature, pinned to ``algorithms=["RS256"]``; the header's ``alg`` is also
+checked here first, before any key is fetched, so ``none``, HS256 (including the classic trick of
+using the public PEM as an HMAC secret) and everything else is refused without a network call.
+Time claims are checked here rather than by PyJWT so that ``now`` can be passed in and each failure
+gets its own interface code.
+
+Order of checks, which decides the code when a token has several faults: presence, shape and
+header (``invalid_token``), key (``unknown_key``), signature (``invalid_signature``), required
+claims (``invalid_token``), ``exp`` (``token_expired``), ``nbf``/``iat`` (``token_not_yet_valid``),
+``iss`` (``invalid_issuer``), ``lwicontexts`` (``invalid_token``). Nothing from an unsigned
+payload is ever reported back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from switchboard.chat_auth.errors import (
+    INVALID_ISSUER,
+    INVALID_SIGNATURE,
+    INVALID_TOKEN,
+    MISSING_TOKEN,
+    TOKEN_EXPIRED,
+    TOKEN_NOT_YET_VALID,
+    AuthSettingError,
+    ChatAuthError,
+)
+from switchboard.chat_auth.keys import KeyStore
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from jwt.types import Options
+
+    from switchboard.settings import AuthSetting
+
+ALGORITHM: Final = "RS256"
+LEEWAY_SECONDS: Final = 60
+MAX_TOKEN_CHARS: Final = 16 * 1024  # API Gateway caps headers near 10 KiB; anything longer is not a portal token
+REQUIRED_CLAIMS: Final = ("iss", "iat", "exp", "sub")
+
+ContextValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class ValidatedToken:
+    """What a valid token says about the visitor."""
+
+    sub: str  # the contact id (Dynamics recommends the contact's GUID)
+    iss: str
+    exp: int
+    iat: int
+    context: dict[str, ContextValue] = field(default_factory=dict)  # from lwicontexts
+    kid: str | None = None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None when there is none."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
+
+
+def validate(token: str | None, setting: AuthSetting, keys: KeyStore, now: float | None = None) -> ValidatedToken:
+    """Validate a chat token against a ``jwt`` auth setting, or raise :class:`ChatAuthError`.
+
+    Raises :class:`AuthSettingError` when the setting is not a usable ``jwt`` setting (a server fault).
+    """
+    import jwt  # lazy: the OAuth callback path never needs PyJWT
+
+    if setting.type != "jwt":
+        raise AuthSettingError(f"auth setting {setting.id!r} is of type {setting.type!r}, not 'jwt'")
+    url = setting.option("public_key_url")
+    if not isinstance(url, str) or not url:
+        raise AuthSettingError(f"auth setting {setting.id!r} has no public_key_url")
+    t = keys.now() if now is None else now
+
+    if token is None or not isinstance(token, str) or not token.strip():
+        raise ChatAuthError(MISSING_TOKEN, "No token was sent; sign in and send the portal's token as a Bearer token.")
+    token = token.strip()
+    if len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
+        raise ChatAuthError(INVALID_TOKEN, "The token is not a JWT (three dot-separated parts).")
+
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise ChatAuthError(INVALID_TOKEN, "The token header cannot be read.") from None
+    alg = header.get("alg")
+    if alg != ALGORITHM:
+        shown = alg if isinstance(alg, str) and alg.isalnum() and len(alg) <= 10 else "unsupported"
+        raise ChatAuthError(INVALID_TOKEN, f"The token is signed with {shown}; only RS256 is accepted.")
+    if "crit" in header:
+        raise ChatAuthError(INVALID_TOKEN, "The token requires header extensions (crit) that are not supported.")
+    kid = header.get("kid")
+    if kid is not None and (not isinstance(kid, str) or not kid):
+        raise ChatAuthError(INVALID_TOKEN, "The token's kid header is not a string.")
+
+    key = keys.key_for(url, kid, now=t)
+    try:
+        payload = _verify_signature(token, key)
+    except ChatAuthError as exc:
+        if exc.code != INVALID_SIGNATURE:
+            raise
+        rotated = keys.rotated_key(url, kid, key, now=t)
+        if rotated is None:
+            raise
+        payload = _verify_signature(token, rotated)
+
+    return _check_claims(payload, setting, t, kid)
+
+
+def _verify_signature(token: str, key: RSAPublicKey) -> dict[str, Any]:
+    """Signature only; every claim check is ours (see the module docstring)."""
+    import jwt
+
+    options: Options = {
+        "verify_signature": True,
+        "verify_exp": False,
+        "verify_nbf": False,
+        "verify_iat": False,
+        "verify_aud": False,
+        "verify_iss": False,
+        "verify_sub": False,
+        "verify_jti": False,
+        "require": [],
+    }
+    try:
+        payload = jwt.decode(token, key=key, algorithms=[ALGORITHM], options=options)
+    except jwt.InvalidSignatureError:
+        raise ChatAuthError(INVALID_SIGNATURE, "The token's signature does not match the published public key.") from None
+    except jwt.InvalidAlgorithmError:
+        raise ChatAuthError(INVALID_TOKEN, "Only RS256 tokens are accepted.") from None
+    except jwt.InvalidTokenError:
+        raise ChatAuthError(INVALID_TOKEN, "The token cannot be decoded.") from None
+    if not isinstance(payload, dict):  # pragma: no cover - PyJWT already insists on an object
+        raise ChatAuthError(INVALID_TOKEN, "The token payload is not a JSON object.")
+    return payload
+
+
+def _numeric_date(payload: dict[str, Any], claim: str) -> int:
+    value = payload[claim]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or abs(value) > 1e11:
+        raise ChatAuthError(INVALID_TOKEN, f"The {claim} claim is not a numeric date (unix seconds).")
+    return int(value)
+
+
+def _check_claims(payload: dict[str, Any], setting: AuthSetting, now: float, kid: str | None) -> ValidatedToken:
+    for claim in REQUIRED_CLAIMS:
+        if payload.get(claim) is None:
+            raise ChatAuthError(INVALID_TOKEN, f"The token lacks the required {claim} claim.")
+    iss, sub = payload["iss"], payload["sub"]
+    if not isinstance(iss, str) or not iss:
+        raise ChatAuthError(INVALID_TOKEN, "The iss claim is not a string.")
+    if not isinstance(sub, str) or not sub:
+        raise ChatAuthError(INVALID_TOKEN, "The sub claim is not a non-empty string.")
+    exp = _numeric_date(payload, "exp")
+    iat = _numeric_date(payload, "iat")
+    nbf = _numeric_date(payload, "nbf") if payload.get("nbf") is not None else None
+
+    if now >= exp + LEEWAY_SECONDS:
+        raise ChatAuthError(TOKEN_EXPIRED, "The token has expired; ask the portal for a new one.")
+    if nbf is not None and nbf > now + LEEWAY_SECONDS:
+        raise ChatAuthError(TOKEN_NOT_YET_VALID, "The token is not valid yet (nbf is in the future).")
+    if iat > now + LEEWAY_SECONDS:
+        raise ChatAuthError(TOKEN_NOT_YET_VALID, "The token is not valid yet (iat is in the future).")
+
+    expected_iss = setting.option("issuer")
+    if expected_iss and iss != expected_iss:
+        raise ChatAuthError(INVALID_ISSUER, "The token's issuer is not the one configured for this widget.")
+
+    context = parse_lwicontexts(payload["lwicontexts"]) if "lwicontexts" in payload else {}
+    return ValidatedToken(sub=sub, iss=iss, exp=exp, iat=iat, context=context, kid=kid)
+
+
+def parse_lwicontexts(raw: object) -> dict[str, ContextValue]:
+    """Context variables from the ``lwicontexts`` claim, which must be a JSON string of a flat object.
+
+    Dynamics 365 sends it serialised ("only primitive values are allowed for any key"). An object in
+    place of the string is refused rather than accepted, so portals that would break on Dynamics
+    break here too, and a nested value is refused because routing rules compare primitives only.
+    """
+    if not isinstance(raw, str):
+        raise ChatAuthError(INVALID_TOKEN, "The lwicontexts claim must be a JSON string of an object, not a JSON value.")
+    try:
+        parsed = json.loads(raw, parse_constant=_refuse_constant)
+    except ValueError:
+        raise ChatAuthError(INVALID_TOKEN, "The lwicontexts claim is not valid JSON.") from None
+    if not isinstance(parsed, dict):
+        raise ChatAuthError(INVALID_TOKEN, "The lwicontexts claim must encode a JSON object.")
+    for name, value in parsed.items():
+        if value is not None and not isinstance(value, str | int | float | bool):
+            shown = name if len(name) <= 64 else name[:64] + "..."
+            raise ChatAuthError(INVALID_TOKEN, f"The lwicontexts variable {shown!r} is not a primitive value.")
+    return parsed
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")

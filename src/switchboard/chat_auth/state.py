@@ -1,0 +1,97 @@
+"""The ``state`` of ``GET /auth/{auth_setting_id}/callback``: which conversation a sign-in belongs to.
+
+The authentication link sent to a customer carries ``state``; the identity provider hands it back
+unchanged on the callback. Were it the bare conversation id, anyone who learnt one could finish a
+sign-in for someone else's conversation (login CSRF), or replay an old link forever. So it is an
+HMAC-SHA256 token over the conversation id, the auth setting id and an expiry:
+
+    v1.<base64url(conversation_id)>.<expires_at>.<base64url(mac)>
+
+Only URL-unreserved characters, so it survives query strings and providers untouched. The auth
+setting id is bound into the MAC but not carried, because the callback path already names it: a
+state minted for one setting fails on another's callback. Checking that the conversation is still
+open is the caller's job (it needs the conversation table).
+
+Error codes (both answered 401, like every chat auth error): ``invalid_token`` for a state that is
+malformed, forged, tampered with or minted for another auth setting; ``token_expired`` for a genuine
+state past its expiry, so the page can tell the customer to ask for a new link. An empty state is
+``missing_token`` (the interface answers a missing ``state`` with 400 before calling this).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from typing import Final
+
+from switchboard.chat_auth.errors import INVALID_TOKEN, MISSING_TOKEN, TOKEN_EXPIRED, ChatAuthError
+
+VERSION: Final = "v1"
+MIN_KEY_BYTES: Final = 32
+MAX_STATE_CHARS: Final = 1024
+_DOMAIN: Final = b"switchboard/chat-auth/callback-state"
+
+
+def sign(conversation_id: str, auth_setting_id: str, expires_at: int, key: bytes) -> str:
+    """A state for the authentication link of one conversation, valid until ``expires_at`` (unix s)."""
+    _check_key(key)
+    if not conversation_id or not auth_setting_id:
+        raise ValueError("conversation_id and auth_setting_id must be non-empty")
+    exp = int(expires_at)
+    mac = _mac(key, auth_setting_id, conversation_id, exp)
+    state = f"{VERSION}.{_b64e(conversation_id.encode('utf-8'))}.{exp}.{_b64e(mac)}"
+    if len(state) > MAX_STATE_CHARS:
+        raise ValueError("conversation_id is too long for a state parameter")
+    return state
+
+
+def verify(state: str | None, auth_setting_id: str, key: bytes, now: float | None = None) -> str:
+    """The conversation id a genuine, unexpired state names for this auth setting; else ChatAuthError."""
+    _check_key(key)
+    if state is None or not state.strip():
+        raise ChatAuthError(MISSING_TOKEN, "The sign-in link has no state.")
+    forged = ChatAuthError(INVALID_TOKEN, "The sign-in link is not valid for this sign-in.")
+    if len(state) > MAX_STATE_CHARS:
+        raise forged
+    parts = state.strip().split(".")
+    if len(parts) != 4 or parts[0] != VERSION or not parts[2].isdigit() or not parts[2].isascii():
+        raise forged
+    try:
+        conversation_id = _b64d(parts[1]).decode("utf-8")
+        mac = _b64d(parts[3])
+    except (binascii.Error, ValueError):
+        raise forged from None
+    exp = int(parts[2])
+    if str(exp) != parts[2]:  # one spelling per expiry: no leading zeros to play with
+        raise forged
+    if not conversation_id or not hmac.compare_digest(mac, _mac(key, auth_setting_id, conversation_id, exp)):
+        raise forged
+    t = time.time() if now is None else now
+    if t >= exp:
+        raise ChatAuthError(TOKEN_EXPIRED, "The sign-in link has expired; ask for a new one.")
+    return conversation_id
+
+
+def _check_key(key: bytes) -> None:
+    if not isinstance(key, bytes) or len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"the state key must be at least {MIN_KEY_BYTES} random bytes")
+
+
+def _mac(key: bytes, auth_setting_id: str, conversation_id: str, exp: int) -> bytes:
+    # JSON makes the field boundaries unambiguous ("a|b" + "c" can never equal "a" + "b|c").
+    message = _DOMAIN + b"\x00" + json.dumps([VERSION, auth_setting_id, conversation_id, exp]).encode("utf-8")
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def _b64e(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64d(text: str) -> bytes:
+    if not text or not all(c.isascii() and (c.isalnum() or c in "-_") for c in text):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
