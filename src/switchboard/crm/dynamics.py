@@ -1,0 +1,198 @@
+"""Dynamics 365 / Dataverse Web API: contacts, incidents (cases), annotations (protocols.md 5.3).
+
+Dataverse has no idempotency header, but it lets the client choose primary keys. Every record this
+adapter writes gets a uuid5 derived from what it stands for (the channel identity, the conversation
+id, the message id), so:
+
+* the contact is ``PATCH contacts(<id>)``, an upsert that creates or refreshes the same row;
+* the incident and each note are ``PATCH ...(<id>)`` with ``If-None-Match: *``, a create-once: a
+  retry after a lost response gets 412 and the id is already known.
+
+The application user (client-credentials token, WhoAmI) owns what no agent can be credited with,
+because Dynamics cannot leave a case without an owner.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import requests
+
+from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser
+from switchboard.crm.http import CrmHttp, channel_identity, describe_message, subject_for, truncate
+from switchboard.envelope import Envelope
+
+DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
+API_PATH = "api/data/v9.2"
+TITLE_LIMIT = 200
+DESCRIPTION_LIMIT = 2000
+NOTE_SUBJECT_LIMIT = 500
+NOTE_TEXT_LIMIT = 100000
+# Renew a little before expiry so a call never starts with a token about to lapse mid-flight.
+TOKEN_MARGIN_SECONDS = 120
+# Fixed namespace: the same conversation must map to the same record id in every process, forever.
+SWITCHBOARD_NAMESPACE = uuid.UUID("6f1d9a52-3c1e-5b8a-9a44-2d0c5e7b1f30")
+_GUID = re.compile(r"\(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\)\s*$")
+
+
+def record_id(kind: str, key: str) -> str:
+    """The deterministic primary key of the ``kind`` record standing for ``key``."""
+    return str(uuid.uuid5(SWITCHBOARD_NAMESPACE, f"{kind}:{key}"))
+
+
+def entity_id_from_header(value: str | None) -> str | None:
+    """``OData-EntityId: https://org.crm.dynamics.com/api/data/v9.2/incidents(<guid>)`` -> ``<guid>``."""
+    if not value:
+        return None
+    match = _GUID.search(value)
+    return match.group(1).lower() if match else None
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str
+    expires_at: float
+
+
+class DynamicsAdapter(CrmAdapter):
+    provider: ClassVar[str] = "dynamics"
+
+    def __init__(
+        self,
+        *,
+        org_url: str,
+        tenant_id: str,
+        client_id: str,
+        client_secret: str,
+        authority_url: str = DEFAULT_AUTHORITY_URL,
+        return_representation: bool = False,
+        case_origin_code: int | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.org_url = org_url.rstrip("/")
+        self.api = f"{self.org_url}/{API_PATH}"
+        self.token_url = f"{authority_url.rstrip('/')}/{tenant_id}/oauth2/v2.0/token"
+        self.return_representation = return_representation
+        self.case_origin_code = case_origin_code
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._token: _Token | None = None
+        self._me: CrmUser | None = None
+        self.http = CrmHttp(self.provider, session=session, secrets=[client_secret])
+
+    # -- authentication ----------------------------------------------------------------------
+
+    def _access_token(self) -> str:
+        if self._token is None or self._token.expires_at <= time.time():
+            response = self.http.request(
+                "POST",
+                self.token_url,
+                kind="token",
+                form={
+                    "grant_type": "client_credentials",
+                    "client_id": self._client_id,
+                    "client_secret": self._client_secret,
+                    "scope": f"{self.org_url}/.default",
+                },
+                passthrough=(400, 401),
+            )
+            body = self.http.json_object(response)
+            if response.status_code >= 400 or "access_token" not in body:
+                error = str(body.get("error") or "error")
+                description = str(body.get("error_description") or "").split("\r\n")[0]
+                raise self.http.error(
+                    CrmAuthError,
+                    f"token request refused: HTTP {response.status_code}: {error}: {description}",
+                    status=response.status_code,
+                )
+            value = str(body["access_token"])
+            self.http.redact.add(value)
+            lifetime = float(body.get("expires_in") or 3599)
+            self._token = _Token(value=value, expires_at=time.time() + max(lifetime - TOKEN_MARGIN_SECONDS, 30.0))
+        return self._token.value
+
+    def _forget_token(self) -> None:
+        self._token = None
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._access_token()}",
+            "OData-MaxVersion": "4.0",
+            "OData-Version": "4.0",
+        }
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, f"{self.api}/{path}", auth=self._headers, refresh=self._forget_token, **kwargs)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _write(self, entity_set: str, key: str, body: dict[str, Any], *, create_only: bool) -> str:
+        """PATCH one row at a client-chosen key; the answer may be 204+OData-EntityId, 200/201 with the row, or 412."""
+        headers: dict[str, str] = {}
+        if create_only:
+            headers["If-None-Match"] = "*"
+        if self.return_representation:
+            headers["Prefer"] = "return=representation"
+        response = self._call(
+            "PATCH", f"{entity_set}({key})", json_body=body, headers=headers, passthrough=(412,) if create_only else ()
+        )
+        if response.status_code == 412:
+            return key  # created by an earlier attempt: the id is the one we chose
+        found = entity_id_from_header(response.headers.get("OData-EntityId"))
+        if found is None and response.content:
+            row = self.http.json_object(response)
+            primary = entity_set[:-1] + "id" if entity_set != "annotations" else "annotationid"
+            value = row.get(primary)
+            found = str(value).lower() if value else None
+        return found or key
+
+    def whoami(self) -> CrmUser:
+        if self._me is None:
+            response = self._call("GET", "WhoAmI", kind="whoami")
+            user_id = self.http.json_object(response).get("UserId")
+            if not user_id:
+                raise self.http.error(CrmRejected, "WhoAmI returned no UserId", status=response.status_code)
+            self._me = CrmUser(id=str(user_id))
+        return self._me
+
+    def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
+        customer = conversation.customer
+        identity = channel_identity(conversation.channel, conversation.account_id, customer.id)
+        body: dict[str, Any] = {"lastname": truncate(customer.name or f"{conversation.channel} customer {customer.id}", 50)}
+        if customer.email:
+            body["emailaddress1"] = customer.email
+        if owner_id:
+            # Without an explicit owner a new row belongs to the application user and an existing
+            # row keeps whoever an agent gave it to.
+            body["ownerid@odata.bind"] = f"/systemusers({owner_id})"
+        return self._write("contacts", record_id("contact", identity), body, create_only=False)
+
+    def open_ticket(
+        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
+    ) -> str:
+        owner = owner_id or self.whoami().id
+        body: dict[str, Any] = {
+            "title": subject_for(conversation.channel, first_message, TITLE_LIMIT),
+            "description": truncate(describe_message(first_message), DESCRIPTION_LIMIT),
+            "customerid_contact@odata.bind": f"/contacts({contact_id})",
+            "ownerid@odata.bind": f"/systemusers({owner})",
+        }
+        if self.case_origin_code is not None:
+            body["caseorigincode"] = self.case_origin_code
+        return self._write("incidents", record_id("incident", conversation.conversation_id), body, create_only=True)
+
+    def append_message(
+        self, conversation: ConversationRef, *, ticket_id: str, contact_id: str, message: Envelope, owner_id: str | None
+    ) -> None:
+        text = describe_message(message)
+        body: dict[str, Any] = {
+            "subject": subject_for(conversation.channel, message, NOTE_SUBJECT_LIMIT),
+            "notetext": truncate(text, NOTE_TEXT_LIMIT),
+            "isdocument": False,
+            "objectid_incident@odata.bind": f"/incidents({ticket_id})",
+        }
+        self._write("annotations", record_id("annotation", message.id), body, create_only=True)

@@ -1,0 +1,402 @@
+"""The HTTP layer every CRM adapter shares.
+
+Adapters differ in URLs and payloads, not in how a failed call should be treated. Keeping the
+classification (rate limit, retry, auth, rejection) and the redaction of credentials in one place
+means the crm stage sees the same error classes from every vendor, and a vendor's quirk (Salesforce
+reports its daily limit as a 403) is handled once. Calls are counted here because the benchmark
+reports CRM calls per conversation and only this layer sees every request.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import requests
+
+from switchboard.crm.base import CrmAuthError, CrmError, CrmRateLimited, CrmRejected, CrmRetryable
+from switchboard.envelope import UNSUPPORTED_TEXT, Envelope
+
+log = logging.getLogger("switchboard.crm")
+
+CONNECT_TIMEOUT = 3.05
+READ_TIMEOUT = 10.0
+# Retry-After is optional on some 429s (Zendesk) and absent from Kustomer's window-based limit.
+DEFAULT_RETRY_AFTER = 30.0
+# Salesforce's REQUEST_LIMIT_EXCEEDED is a rolling 24 h allocation: hammering it every few seconds
+# only burns what frees up, so back off for minutes rather than seconds.
+SALESFORCE_LIMIT_RETRY_AFTER = 300.0
+MAX_RETRY_AFTER = 3600.0
+_MAX_VENDOR_TEXT = 500
+REDACTED = "***"
+
+CallKind = Literal["token", "whoami", "api"]
+
+
+@dataclass
+class CallCounter:
+    """Outbound requests by purpose, so a benchmark can tell business calls from auth overhead."""
+
+    token: int = 0
+    whoami: int = 0
+    api: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.token + self.whoami + self.api
+
+    def add(self, kind: CallKind) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+
+    def snapshot(self) -> dict[str, int]:
+        return {"token": self.token, "whoami": self.whoami, "api": self.api, "total": self.total}
+
+    def reset(self) -> None:
+        self.token = self.whoami = self.api = 0
+
+
+@dataclass(frozen=True)
+class CrmNotice:
+    """Something the admin should hear about although the call succeeded (a revoked credential).
+
+    Adapters append these to their ``notices`` list; the caller drains it (``drain_notices()``) and
+    reports or persists it. Never carries a secret value.
+    """
+
+    kind: str
+    message: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Redactor:
+    """Replaces every known secret (and its Basic-auth encodings) in text meant for errors and logs.
+
+    Vendors sometimes echo what they were sent; redacting at the one place messages are built is
+    cheaper than auditing every vendor's error bodies.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._values: set[str] = set()
+        for value in secrets:
+            self.add(value)
+
+    def add(self, value: str | None) -> None:
+        if value and len(value) >= 4:
+            self._values.add(value)
+
+    def add_basic(self, user: str, password: str) -> None:
+        """Zendesk-style credentials travel base64-encoded; a vendor echoing the header must not leak them."""
+        self.add(basic_auth_value(user, password).removeprefix("Basic "))
+
+    def __call__(self, text: str) -> str:
+        for value in sorted(self._values, key=len, reverse=True):
+            text = text.replace(value, REDACTED)
+        return text
+
+
+def basic_auth_value(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def parse_retry_after(value: str | None, *, default: float = DEFAULT_RETRY_AFTER, now: float | None = None) -> float:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date, RFC 9110 10.2.3)."""
+    if value is None or not value.strip():
+        return default
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return default
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        current = datetime.fromtimestamp(time.time() if now is None else now, tz=UTC)
+        seconds = (when - current).total_seconds()
+    if not math.isfinite(seconds):
+        return default
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _body_json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _join(parts: Iterable[str | None]) -> str:
+    return ": ".join(p for p in parts if p)
+
+
+def vendor_error_text(response: requests.Response) -> str:
+    """The CRM's own words about a failed call, whatever shape its error body takes.
+
+    Shapes: Zendesk ``{"error","description","details"}`` (or ``{"error":{"title","message"}}``),
+    OAuth ``{"error","error_description"}``, Salesforce ``[{"message","errorCode"}]``, Dataverse
+    ``{"error":{"code","message"}}``, Kustomer ``{"errors":[{"code","message"}]}`` or JSON:API
+    ``{"errors":[{"status","code","title","detail","source"}]}``; anything else as plain text.
+    """
+    body = _body_json(response)
+    text = ""
+    if isinstance(body, list):
+        items = []
+        for item in body:
+            if isinstance(item, dict):
+                fields = item.get("fields")
+                suffix = f" (fields: {', '.join(map(str, fields))})" if fields else ""
+                items.append(_join([item.get("errorCode"), item.get("message")]) + suffix)
+        text = "; ".join(i for i in items if i)
+    elif isinstance(body, dict):
+        error = body.get("error")
+        errors = body.get("errors")
+        if isinstance(error, dict):  # Dataverse, or Zendesk's {"error": {"title", "message"}}
+            text = _join([error.get("code") or error.get("title"), error.get("message")])
+        elif isinstance(error, str):  # Zendesk or OAuth
+            text = _join([error, body.get("description") or body.get("error_description")])
+            details = body.get("details")
+            if isinstance(details, dict):
+                descriptions = [
+                    str(d.get("description") or d.get("error"))
+                    for entries in details.values()
+                    if isinstance(entries, list)
+                    for d in entries
+                    if isinstance(d, dict)
+                ]
+                if descriptions:
+                    text = f"{text} ({'; '.join(descriptions)})"
+        elif isinstance(errors, list):  # Kustomer, plain or JSON:API
+            items = []
+            for item in errors:
+                if isinstance(item, dict):
+                    source = item.get("source")
+                    where = None
+                    if isinstance(source, dict):
+                        where = source.get("pointer") or source.get("parameter")
+                    items.append(_join([item.get("code") or item.get("title"), item.get("message") or item.get("detail"), where]))
+                elif isinstance(item, str):
+                    items.append(item)
+            text = "; ".join(i for i in items if i)
+        elif isinstance(body.get("message"), str):
+            text = _join([body.get("code") if isinstance(body.get("code"), str) else None, body["message"]])
+    if not text:
+        text = (response.text or "").strip() or (response.reason or "")
+    text = " ".join(text.split())
+    return text[:_MAX_VENDOR_TEXT] + ("..." if len(text) > _MAX_VENDOR_TEXT else "")
+
+
+def salesforce_error_codes(response: requests.Response) -> set[str]:
+    body = _body_json(response)
+    if isinstance(body, list):
+        return {str(i.get("errorCode")) for i in body if isinstance(i, dict) and i.get("errorCode")}
+    return set()
+
+
+AuthHeaders = Callable[[], Mapping[str, str]]
+
+
+class CrmHttp:
+    """A ``requests.Session`` wrapper that times out, counts, classifies and redacts.
+
+    ``auth`` produces the Authorization header(s) for a call; ``refresh`` (when the credential can
+    be renewed) forgets the cached token so that the retried call after a 401 gets a fresh one.
+    Static credentials (an API key) pass no ``refresh``: a second try cannot help, so a 401 is an
+    auth error at once.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        *,
+        session: requests.Session | None = None,
+        secrets: Iterable[str] = (),
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        default_retry_after: float = DEFAULT_RETRY_AFTER,
+    ) -> None:
+        self.provider = provider
+        self.session = session if session is not None else requests.Session()
+        self.redact = Redactor(secrets)
+        self.calls = CallCounter()
+        self.timeout = (connect_timeout, read_timeout)
+        self.default_retry_after = default_retry_after
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: CallKind = "api",
+        auth: AuthHeaders | None = None,
+        refresh: Callable[[], None] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        passthrough: Collection[int] = (),
+    ) -> requests.Response:
+        """Send one call (two when a 401 earns a token refresh); return a 2xx or a ``passthrough`` status.
+
+        ``passthrough`` lets an adapter treat an expected status (a lookup's 404, a create-once 412,
+        an OAuth 400 it inspects itself) as an answer instead of an error.
+        """
+        response = self._send(method, url, kind=kind, auth=auth, headers=headers, json_body=json_body, form=form, params=params)
+        if response.status_code == 401 and refresh is not None and 401 not in passthrough:
+            log.info("crm %s: 401 on %s %s, refreshing the token once", self.provider, method, _path(url))
+            refresh()
+            response = self._send(
+                method, url, kind=kind, auth=auth, headers=headers, json_body=json_body, form=form, params=params
+            )
+        if response.status_code < 300 or response.status_code in passthrough:
+            return response
+        raise self.classify(method, url, response)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: CallKind,
+        auth: AuthHeaders | None,
+        headers: Mapping[str, str] | None,
+        json_body: Any,
+        form: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+    ) -> requests.Response:
+        merged: dict[str, str] = {"Accept": "application/json", "User-Agent": "switchboard-crm/1"}
+        if auth is not None:
+            merged.update(auth())
+        if headers:
+            merged.update(headers)
+        data: str | Mapping[str, str] | None = None
+        if json_body is not None:
+            data = json.dumps(json_body, ensure_ascii=False, separators=(",", ":"))
+            merged.setdefault("Content-Type", "application/json; charset=utf-8")
+        elif form is not None:
+            data = form
+        self.calls.add(kind)
+        started = time.monotonic()
+        where = f"{method} {_path(url)}"
+        failure: str | None = None
+        try:
+            response = self.session.request(
+                method,
+                url,
+                headers=merged,
+                data=data.encode("utf-8") if isinstance(data, str) else data,
+                params=params,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            failure = "timed out"
+        except requests.ConnectionError as exc:
+            failure = f"connection failed ({type(exc).__name__})"
+        except requests.RequestException as exc:
+            failure = f"request failed ({type(exc).__name__})"
+        if failure is not None:
+            # Raised outside the except block on purpose: the requests exception (which may quote
+            # a URL or a header) must not ride along as __context__ into logs and dead letters.
+            log.warning("crm %s: %s %s", self.provider, where, failure)
+            raise CrmRetryable(f"{self.provider} {where}: {failure}")
+        log.debug("crm %s: %s -> %s in %.0f ms", self.provider, where, response.status_code, (time.monotonic() - started) * 1000)
+        return response
+
+    def classify(self, method: str, url: str, response: requests.Response) -> CrmError:
+        """Map a non-2xx response to the error class that tells the stage what to do next."""
+        status = response.status_code
+        text = vendor_error_text(response)
+        message = self.redact(f"{self.provider} {method} {_path(url)}: HTTP {status}: {text}")
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), default=self.default_retry_after)
+            return CrmRateLimited(message, retry_after=retry_after, status=status)
+        if status == 403 and "REQUEST_LIMIT_EXCEEDED" in salesforce_error_codes(response):
+            return CrmRateLimited(message, retry_after=SALESFORCE_LIMIT_RETRY_AFTER, status=status)
+        if status >= 500 or status in (408, 409):
+            # 409 is Zendesk's concurrent-update conflict and Kustomer's conflict: a retry resolves it.
+            return CrmRetryable(message, status=status)
+        if status == 401:
+            return CrmAuthError(message, status=status)
+        return CrmRejected(message, status=status)
+
+    def json_object(self, response: requests.Response) -> dict[str, Any]:
+        """A 2xx body as a JSON object; a proxy's HTML page instead of JSON is a server fault, so retry."""
+        body = _body_json(response)
+        if body is None:
+            status = response.status_code
+            raise self.error(CrmRetryable, f"HTTP {status} with a body that is not JSON", status=status)
+        return body if isinstance(body, dict) else {}
+
+    def error(self, cls: type[CrmError], message: str, *, status: int | None = None) -> CrmError:
+        """Build an adapter-raised error through the same redaction as the classified ones."""
+        return cls(self.redact(f"{self.provider}: {message}"), status=status)
+
+
+def _path(url: str) -> str:
+    """Method + path identify the call in messages; the query and host add noise, not insight."""
+    return urlsplit(url).path or "/"
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers the adapters share for what they write (not HTTP, but identical across vendors).
+
+_CHANNEL_LABELS = {"line": "LINE", "facebook": "Facebook Messenger", "gbm": "Google Business Messages", "chat": "web chat"}
+
+
+def channel_label(channel: str) -> str:
+    return _CHANNEL_LABELS.get(channel, channel)
+
+
+def channel_identity(channel: str, account_id: str, customer_id: str) -> str:
+    """The key a customer is known by in every CRM: the same person on another account is another contact,
+    because platform user ids (LINE, Messenger page-scoped ids) are only unique per account."""
+    return f"{channel}:{account_id}:{customer_id}"
+
+
+def describe_message(envelope: Envelope) -> str:
+    """Text a human agent can read in the CRM, even for a sticker or an image without caption."""
+    lines: list[str] = []
+    if envelope.text:
+        lines.append(envelope.text)
+    elif envelope.kind == "unsupported":
+        lines.append(UNSUPPORTED_TEXT)
+    elif not envelope.attachments:
+        if envelope.kind == "location":
+            place = ", ".join(
+                str(envelope.data[k]) for k in ("title", "address", "latitude", "longitude") if envelope.data.get(k) is not None
+            )
+            lines.append(f"[location] {place}" if place else "[location]")
+        else:
+            lines.append(f"[{envelope.kind}]")
+    for attachment in envelope.attachments:
+        where = attachment.url or attachment.name or attachment.content_id or ""
+        note = f" ({attachment.error})" if attachment.error else ""
+        lines.append(f"[{attachment.type}] {where}".rstrip() + note)
+    return "\n".join(lines)
+
+
+def summarise(text: str, limit: int) -> str:
+    """A single line of at most ``limit`` characters, for subjects and titles."""
+    line = " ".join(text.split())
+    if len(line) <= limit:
+        return line
+    return line[: max(limit - 1, 0)].rstrip() + "\u2026"
+
+
+def subject_for(channel: str, envelope: Envelope, limit: int) -> str:
+    body = describe_message(envelope)
+    return summarise(f"{channel_label(channel)}: {body}", limit)
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"

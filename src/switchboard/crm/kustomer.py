@@ -1,0 +1,143 @@
+"""Kustomer: customers, conversations, messages (protocols.md section 5.4).
+
+Kustomer has no idempotency header and does not document uniqueness of ``externalId``, so every
+create is preceded by a look-up on the external id (customer: the channel identity; conversation:
+the conversation id). Messages are *recorded* (``direction: in``), not sent to anyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import requests
+
+from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser
+from switchboard.crm.http import CrmHttp, channel_identity, describe_message, subject_for, truncate
+from switchboard.envelope import Envelope
+
+APP_NAME = "switchboard"
+# Kustomer's message channels are a closed list (email, sms, chat, facebook, twitter-dm, ...):
+# platforms without their own entry are recorded as chat, the closest kind of conversation.
+DEFAULT_CHANNEL_MAP: Mapping[str, str] = {"facebook": "facebook", "chat": "chat", "line": "chat", "gbm": "chat"}
+NAME_LIMIT = 200
+PREVIEW_LIMIT = 4000
+
+
+def _data(body: dict[str, Any]) -> dict[str, Any]:
+    data = body.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _token_user_id(body: dict[str, Any]) -> str | None:
+    """The key's user from ``/v1/auth/tokens/current``, wherever this JSON:API document puts it."""
+    data = _data(body)
+    relationships = data.get("relationships")
+    if isinstance(relationships, dict):
+        for name in ("user", "owner"):
+            related = relationships.get(name)
+            if isinstance(related, dict) and isinstance(related.get("data"), dict) and related["data"].get("id"):
+                return str(related["data"]["id"])
+    attributes = data.get("attributes")
+    if isinstance(attributes, dict):
+        for name in ("user", "userId"):
+            value = attributes.get(name)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+class KustomerAdapter(CrmAdapter):
+    provider: ClassVar[str] = "kustomer"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        channel_map: Mapping[str, str] | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.channel_map = {**DEFAULT_CHANNEL_MAP, **(channel_map or {})}
+        self._api_key = api_key
+        self._me: CrmUser | None = None
+        self.http = CrmHttp(self.provider, session=session, secrets=[api_key], default_retry_after=60.0)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"}
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, f"{self.base_url}/v1/{path}", auth=self._headers, **kwargs)
+
+    def whoami(self) -> CrmUser:
+        if self._me is None:
+            response = self._call("GET", "auth/tokens/current", kind="whoami")
+            body = self.http.json_object(response)
+            user_id = _token_user_id(body)
+            if user_id is None:
+                raise self.http.error(CrmAuthError, "the API key's token has no user", status=response.status_code)
+            attributes = _data(body).get("attributes")
+            name = attributes.get("name") if isinstance(attributes, dict) else None
+            self._me = CrmUser(id=user_id, name=name if isinstance(name, str) else None)
+        return self._me
+
+    def _created_id(self, response: requests.Response, what: str) -> str:
+        record_id = _data(self.http.json_object(response)).get("id")
+        if not record_id:
+            raise self.http.error(CrmRejected, f"{what} returned no id", status=response.status_code)
+        return str(record_id)
+
+    def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
+        customer = conversation.customer
+        identity = channel_identity(conversation.channel, conversation.account_id, customer.id)
+        lookup = self._call("GET", f"customers/externalId={quote(identity, safe='')}", passthrough=(404,))
+        if lookup.status_code != 404:
+            return self._created_id(lookup, "customer look-up")
+        body: dict[str, Any] = {
+            "name": truncate(customer.name or f"{conversation.channel} customer {customer.id}", NAME_LIMIT),
+            "externalId": identity,
+        }
+        if customer.email:
+            body["emails"] = [{"type": "home", "email": customer.email}]
+        return self._created_id(self._call("POST", "customers", json_body=body), "customer create")
+
+    def open_ticket(
+        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
+    ) -> str:
+        lookup = self._call("GET", f"conversations/externalId={quote(conversation.conversation_id, safe='')}", passthrough=(404,))
+        if lookup.status_code != 404:
+            conversation_id = self._created_id(lookup, "conversation look-up")
+            attributes = _data(self.http.json_object(lookup)).get("attributes")
+            count = attributes.get("messageCount") if isinstance(attributes, dict) else None
+            if isinstance(count, int) and count > 0:
+                return conversation_id  # an earlier attempt got as far as the first message
+        else:
+            body: dict[str, Any] = {
+                "externalId": conversation.conversation_id,
+                "name": subject_for(conversation.channel, first_message, NAME_LIMIT),
+                "direction": "in",
+            }
+            if owner_id:
+                body["assignedUsers"] = [owner_id]
+            created = self._call("POST", f"customers/{quote(contact_id, safe='')}/conversations", json_body=body)
+            conversation_id = self._created_id(created, "conversation create")
+        self._record(conversation, contact_id=contact_id, conversation_id=conversation_id, message=first_message)
+        return conversation_id
+
+    def append_message(
+        self, conversation: ConversationRef, *, ticket_id: str, contact_id: str, message: Envelope, owner_id: str | None
+    ) -> None:
+        self._record(conversation, contact_id=contact_id, conversation_id=ticket_id, message=message)
+
+    def _record(self, conversation: ConversationRef, *, contact_id: str, conversation_id: str, message: Envelope) -> None:
+        body: dict[str, Any] = {
+            "conversation": conversation_id,
+            "channel": self.channel_map.get(conversation.channel, "chat"),
+            "app": APP_NAME,
+            "direction": "in",
+            "preview": truncate(describe_message(message), PREVIEW_LIMIT),
+            "externalId": message.id,
+        }
+        self._call("POST", f"customers/{quote(contact_id, safe='')}/messages", json_body=body)

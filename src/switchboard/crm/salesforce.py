@@ -1,0 +1,279 @@
+"""Salesforce: Contact and Case by external-id upsert, CaseComment for later messages (protocols.md 5.2).
+
+Salesforce has no idempotency header, so both writes that open a conversation are upserts keyed on
+external-id fields (the channel identity on Contact, the conversation id on Case): a retry updates
+the record it already wrote instead of creating a twin.
+
+Credentials are refresh tokens of linked admin users. The admin links several so that revoking one
+(the user left, the token was reset) does not stop the pipeline: each token is tried in order and a
+refused one (``invalid_grant``) falls over to the next. Every failover is reported as a
+:class:`~switchboard.crm.http.CrmNotice` in ``notices`` (and to ``on_notice`` if given), because the
+admin has to re-link the revoked user even though calls keep succeeding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import requests
+
+from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser
+from switchboard.crm.http import CrmHttp, CrmNotice, channel_identity, describe_message, subject_for, truncate
+from switchboard.envelope import Envelope
+
+DEFAULT_API_VERSION = "59.0"
+DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+DEFAULT_CONTACT_ID_FIELD = "Switchboard_Identity__c"
+DEFAULT_CASE_ID_FIELD = "Switchboard_Conversation_Id__c"
+DEFAULT_CASE_ORIGIN = "Web"
+SUBJECT_LIMIT = 255
+DESCRIPTION_LIMIT = 32000
+COMMENT_LIMIT = 4000
+# OAuth errors that condemn one refresh token but say nothing about the others.
+_TOKEN_REFUSED = frozenset({"invalid_grant", "inactive_user"})
+_CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def normalise_org_id(value: str) -> str:
+    """The 15-character org id the settings keep (18 characters are cut to 15; other lengths are refused).
+
+    An 18-character id is case-insensitive: when its checksum decodes, the case of the first 15
+    characters is rebuilt from it, so an id that was upper-cased on the way still names the right org.
+    """
+    candidate = value.strip()
+    if not candidate.isalnum() or not candidate.isascii():
+        raise ValueError(f"Salesforce org id must be 15 or 18 letters and digits, got {len(candidate)} characters")
+    if len(candidate) == 15:
+        return candidate
+    if len(candidate) != 18:
+        raise ValueError(f"Salesforce org id must be 15 or 18 characters long, got {len(candidate)}")
+    head, suffix = candidate[:15], candidate[15:].upper()
+    if any(c not in _CHECKSUM_ALPHABET for c in suffix):
+        return head
+    chars: list[str] = []
+    for chunk in range(3):
+        bits = _CHECKSUM_ALPHABET.index(suffix[chunk])
+        for j, c in enumerate(head[chunk * 5 : chunk * 5 + 5]):
+            chars.append(c.upper() if bits & (1 << j) else c.lower())
+    return "".join(chars)
+
+
+@dataclass(frozen=True)
+class _Session:
+    access_token: str
+    instance_url: str
+    user_id: str
+    org_id: str | None
+    token_index: int
+
+
+class SalesforceAdapter(CrmAdapter):
+    provider: ClassVar[str] = "salesforce"
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        refresh_tokens: Sequence[str],
+        login_url: str = DEFAULT_LOGIN_URL,
+        api_version: str = DEFAULT_API_VERSION,
+        org_id: str | None = None,
+        contact_id_field: str = DEFAULT_CONTACT_ID_FIELD,
+        case_id_field: str = DEFAULT_CASE_ID_FIELD,
+        case_origin: str | None = DEFAULT_CASE_ORIGIN,
+        session: requests.Session | None = None,
+        on_notice: Callable[[CrmNotice], None] | None = None,
+    ) -> None:
+        if isinstance(refresh_tokens, str):
+            refresh_tokens = [refresh_tokens]
+        tokens = [t for t in refresh_tokens if t]
+        if not tokens:
+            raise ValueError("salesforce needs at least one refresh token")
+        self.login_url = login_url.rstrip("/")
+        self.api_version = str(api_version).removeprefix("v")
+        self.org_id = normalise_org_id(org_id) if org_id else None
+        self.contact_id_field = contact_id_field
+        self.case_id_field = case_id_field
+        self.case_origin = case_origin
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._refresh_tokens = tokens
+        self._next_index = 0
+        self._session: _Session | None = None
+        self.http = CrmHttp(self.provider, session=session, secrets=[client_secret, *tokens])
+        self.notices: list[CrmNotice] = []
+        self._on_notice = on_notice
+
+    # -- notices -----------------------------------------------------------------------------
+
+    def drain_notices(self) -> list[CrmNotice]:
+        """Hand over (and forget) what happened since the last drain, for the caller to report."""
+        drained, self.notices = self.notices, []
+        return drained
+
+    def _notify(self, notice: CrmNotice) -> None:
+        self.notices.append(notice)
+        if self._on_notice is not None:
+            self._on_notice(notice)
+
+    # -- authentication ----------------------------------------------------------------------
+
+    def _authenticate(self) -> _Session:
+        """Refresh-token grant, trying the linked users' tokens from the last one that worked."""
+        total = len(self._refresh_tokens)
+        start = self._next_index
+        refused: list[str] = []
+        for index in range(start, total):
+            response = self.http.request(
+                "POST",
+                f"{self.login_url}/services/oauth2/token",
+                kind="token",
+                form={
+                    "grant_type": "refresh_token",
+                    "client_id": self._client_id,
+                    "client_secret": self._client_secret,
+                    "refresh_token": self._refresh_tokens[index],
+                },
+                passthrough=(400, 401),
+            )
+            if response.status_code >= 400:
+                body = self.http.json_object(response) if response.content else {}
+                error = str(body.get("error") or "")
+                description = self.http.redact(str(body.get("error_description") or ""))
+                if error not in _TOKEN_REFUSED:
+                    # invalid_client, invalid_client_id, ...: the app credentials are wrong; every token would fail.
+                    raise self.http.error(
+                        CrmAuthError,
+                        f"token request refused: HTTP {response.status_code}: {error or 'error'}: {description}",
+                        status=response.status_code,
+                    )
+                refused.append(f"#{index + 1}: {error}: {description}")
+                next_index = index + 1
+                self._notify(
+                    CrmNotice(
+                        kind="salesforce_refresh_token_refused",
+                        message=(
+                            f"Salesforce refused linked admin refresh token #{index + 1} of {total} ({error}: {description}); "
+                            + (f"failing over to #{next_index + 1}" if next_index < total else "no linked admin token left")
+                        ),
+                        detail={"index": index, "total": total, "error": error, "description": description},
+                    )
+                )
+                continue
+            body = self.http.json_object(response)
+            try:
+                access_token = str(body["access_token"])
+                instance_url = str(body["instance_url"]).rstrip("/")
+                identity_url = str(body["id"])
+            except KeyError as exc:
+                raise self.http.error(
+                    CrmAuthError, f"token response lacks {exc.args[0]!r}", status=response.status_code
+                ) from None
+            self.http.redact.add(access_token)
+            rotated = body.get("refresh_token")
+            if isinstance(rotated, str) and rotated and rotated != self._refresh_tokens[index]:
+                # Refresh token rotation invalidates the one just used; keep the new one for this process.
+                self._refresh_tokens[index] = rotated
+                self.http.redact.add(rotated)
+                self._notify(
+                    CrmNotice(
+                        kind="salesforce_refresh_token_rotated",
+                        message=f"Salesforce rotated linked admin refresh token #{index + 1}; store the new value",
+                        detail={"index": index},
+                    )
+                )
+            parts = [p for p in identity_url.rstrip("/").split("/") if p]
+            if len(parts) < 2:
+                raise self.http.error(CrmAuthError, "token response has an identity URL without a user id")
+            self._next_index = index
+            self._session = _Session(
+                access_token=access_token,
+                instance_url=instance_url,
+                user_id=parts[-1],
+                org_id=parts[-2] if parts[-2].startswith("00D") else None,
+                token_index=index,
+            )
+            return self._session
+        raise self.http.error(
+            CrmAuthError,
+            f"every linked admin refresh token was refused ({'; '.join(refused) or 'none left to try'})",
+            status=400,
+        )
+
+    def _current(self) -> _Session:
+        return self._session if self._session is not None else self._authenticate()
+
+    def _forget_session(self) -> None:
+        self._session = None
+
+    def _bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._current().access_token}"}
+
+    def _api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        base = f"{self._current().instance_url}/services/data/v{self.api_version}"
+        return self.http.request(method, f"{base}/{path}", auth=self._bearer, refresh=self._forget_session, **kwargs)
+
+    # -- CrmAdapter ----------------------------------------------------------------------------
+
+    def whoami(self) -> CrmUser:
+        """The linked admin, read from the token response's identity URL: no extra call."""
+        current = self._current()
+        if self.org_id and current.org_id and normalise_org_id(current.org_id) != self.org_id:
+            raise self.http.error(
+                CrmAuthError,
+                f"the linked admin belongs to org {normalise_org_id(current.org_id)}, not the configured org {self.org_id}",
+            )
+        return CrmUser(id=current.user_id)
+
+    @staticmethod
+    def _owner_headers(body: dict[str, Any], owner_id: str | None) -> dict[str, str]:
+        """An explicit owner must survive assignment rules, which otherwise run on every REST write."""
+        if not owner_id:
+            return {}
+        body["OwnerId"] = owner_id
+        return {"Sforce-Auto-Assign": "FALSE"}
+
+    def _upsert(self, sobject: str, field: str, value: str, body: dict[str, Any], headers: dict[str, str]) -> str:
+        path = f"sobjects/{sobject}/{field}/{quote(value, safe='')}"
+        response = self._api("PATCH", path, json_body=body, headers=headers)
+        if response.status_code == 204 or not response.content:
+            # API versions before 46.0 answer an update with 204 and no id.
+            found = self._api("GET", path, params={"fields": "Id"})
+            record_id = self.http.json_object(found).get("Id")
+        else:
+            record_id = self.http.json_object(response).get("id")
+        if not record_id:
+            raise self.http.error(CrmRejected, f"{sobject} upsert returned no id", status=response.status_code)
+        return str(record_id)
+
+    def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
+        customer = conversation.customer
+        identity = channel_identity(conversation.channel, conversation.account_id, customer.id)
+        body: dict[str, Any] = {"LastName": truncate(customer.name or f"{conversation.channel} customer {customer.id}", 80)}
+        if customer.email:
+            body["Email"] = customer.email
+        headers = self._owner_headers(body, owner_id)
+        return self._upsert("Contact", self.contact_id_field, identity, body, headers)
+
+    def open_ticket(
+        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
+    ) -> str:
+        body: dict[str, Any] = {
+            "Subject": subject_for(conversation.channel, first_message, SUBJECT_LIMIT),
+            "Description": truncate(describe_message(first_message), DESCRIPTION_LIMIT),
+            "ContactId": contact_id,
+        }
+        if self.case_origin:
+            body["Origin"] = self.case_origin
+        headers = self._owner_headers(body, owner_id)
+        return self._upsert("Case", self.case_id_field, conversation.conversation_id, body, headers)
+
+    def append_message(
+        self, conversation: ConversationRef, *, ticket_id: str, contact_id: str, message: Envelope, owner_id: str | None
+    ) -> None:
+        body = {"ParentId": ticket_id, "CommentBody": truncate(describe_message(message), COMMENT_LIMIT)}
+        self._api("POST", "sobjects/CaseComment", json_body=body)
