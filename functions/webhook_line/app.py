@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.logging import correlation_paths
-
 from switchboard import apigw, edge
 from switchboard.aws.wiring import edge_deps
 from switchboard.channels.line import LineAdapter
@@ -15,7 +13,7 @@ ADAPTER = LineAdapter()
 DEPS = edge_deps()
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context  # edge.receive sets the correlation id from API Gateway's request id
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return apigw.response(edge.receive(ADAPTER, apigw.request(event), DEPS))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 ENVELOPE_VERSION = 1
@@ -100,9 +100,32 @@ class Envelope:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        body = asdict(self)
-        body["attachments"] = [asdict(a) for a in self.attachments]
-        return body
+        # Written out rather than dataclasses.asdict, which deep-copies every value: this runs on the edge's path.
+        c, i, r = self.customer, self.identity, self.routing
+        return {
+            "v": self.v,
+            "id": self.id,
+            "channel": self.channel,
+            "account_id": self.account_id,
+            "customer": {"id": c.id, "name": c.name, "locale": c.locale, "email": c.email},
+            "kind": self.kind,
+            "sent_at": self.sent_at,
+            "received_at": self.received_at,
+            "correlation_id": self.correlation_id,
+            "text": self.text,
+            "attachments": [a.__dict__.copy() for a in self.attachments],
+            "data": self.data,
+            "identity": {
+                "authenticated": i.authenticated,
+                "contact_id": i.contact_id,
+                "context": i.context,
+                "expires_at": i.expires_at,
+            },
+            "conversation_id": self.conversation_id,
+            "routing": None
+            if r is None
+            else {"workstream": r.workstream, "queue": r.queue, "priority": r.priority, "rule": r.rule},
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from typing import Any
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def _session() -> Any:
+    """One session per process: each new session reloads botocore's data files, which costs most of a cold start."""
+    import boto3
+
+    return boto3.session.Session()
 
 
 @functools.cache
 def client(service: str) -> Any:
-    import boto3
     from botocore.config import Config
 
     config = Config(
@@ -21,7 +31,8 @@ def client(service: str) -> Any:
         read_timeout=float(os.environ.get("SWITCHBOARD_AWS_READ_TIMEOUT", "5")),
         retries={"mode": "standard", "max_attempts": 3},
     )
-    return boto3.session.Session().client(service, config=config)
+    with _lock:  # sessions are not thread-safe; the clients they make are
+        return _session().client(service, config=config)
 
 
 def env(name: str) -> str:

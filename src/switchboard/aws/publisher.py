@@ -43,6 +43,10 @@ class SqsPublisher:
                 for i, e in enumerate(chunk)
             ]
             try:
+                if len(entries) == 1:  # the common webhook: one event, one plain SendMessage
+                    one = {k: v for k, v in entries[0].items() if k != "Id"}
+                    sqs.send_message(QueueUrl=self.queue_url, **one)
+                    continue
                 answer = sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             except Exception as exc:
                 raise StoreUnavailable(f"queue refused the batch: {type(exc).__name__}") from exc

@@ -1,0 +1,49 @@
+# Two commands do all set-up on a fresh machine (README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+SAM_VENV := .venv-sam
+READY := $(VENV)/.ready
+SAM_READY := $(SAM_VENV)/.ready
+# sam and cfn-lint read the template offline; they only need a region and some credentials.
+OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
+
+.PHONY: demo test lint unit e2e bench clean
+
+$(READY): requirements-dev.txt src/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+$(SAM_READY): requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
+## demo: set up, then run the whole pipeline locally (moto, no AWS account) with the demo configuration
+demo: $(READY)
+	$(VENV)/bin/switchboard local
+
+## test: set up, then ruff, mypy, cfn-lint, sam validate --lint, unit tests and end-to-end tests on a local stack
+test: lint unit e2e
+
+lint: $(READY) $(SAM_READY)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(OFFLINE_AWS) $(VENV)/bin/cfn-lint template.yaml
+	$(OFFLINE_AWS) $(SAM_VENV)/bin/sam validate --lint
+
+unit: $(READY)
+	$(VENV)/bin/pytest -q -n 2 -m "not e2e and not slow" tests
+
+e2e: $(READY)
+	$(VENV)/bin/pytest -q -m e2e tests/e2e
+
+## bench: the benchmark suite; each prints a ratio against a floor measured in the same run
+bench: $(READY)
+	$(VENV)/bin/python bench/edge_ack.py
+	$(VENV)/bin/python bench/cold_start.py
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .mypy_cache .pytest_cache .ruff_cache
