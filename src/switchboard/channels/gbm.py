@@ -196,6 +196,11 @@ class GbmAdapter(ChannelAdapter):
                 state = "typing" if _true(payload.get("isTyping")) else "not typing"
                 return ParseResult([], [f"userStatus ({state}) in conversation {body['conversationId']!r} makes no envelope"])
             data["requested_live_agent"] = True
+        elif payload_type == "authenticationResponse":
+            # The authorization code is a one-time credential: record that it came, never the code itself.
+            data["authentication_response"] = {k: v for k, v in payload.items() if k != "code"} | {
+                "code_received": bool(payload.get("code"))
+            }
         elif payload_type is not None:
             data[_snake(payload_type)] = payload
         else:

@@ -118,7 +118,7 @@ CASES: list[tuple[str, list[Expected], list[str]]] = [
                 "REQUEST_ID",
                 name="USER_NAME",
                 locale="USER_LOCALE",
-                data={"event": "authenticationResponse", "authentication_response": {"code": "AUTHORIZATION_CODE"}},
+                data={"event": "authenticationResponse", "authentication_response": {"code_received": True}},
             )
         ],
         [],
@@ -446,3 +446,14 @@ def test_build_message_uses_the_brand_and_agent() -> None:
     body = json.loads(build_message("c1", "hi", brand_id="b1", agent_id="a1"))
     assert body["agent"] == "brands/b1/agents/a1"
     assert body["message"]["name"] == f"conversations/c1/messages/{body['message']['messageId']}"
+
+
+def test_authentication_response_code_is_never_kept() -> None:
+    body = {
+        "conversationId": "c1",
+        "requestId": "r9",
+        "authenticationResponse": {"code": "ONE-TIME-CODE-123", "redirect_uri": "https://x"},
+    }
+    (envelope,), _ = parse(json.dumps(body).encode())
+    assert "ONE-TIME-CODE-123" not in envelope.to_json()
+    assert envelope.data["authentication_response"] == {"redirect_uri": "https://x", "code_received": True}
