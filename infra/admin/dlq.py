@@ -59,12 +59,15 @@ def _row(stage: str, message: dict[str, Any], failures: Any) -> dict[str, Any]:
     }
 
 
-def list_dead_letters(resources: Resources, stages: tuple[str, ...] = STAGES) -> list[dict[str, Any]]:
+def _clients(resources: Resources) -> tuple[Any, Any]:
     resources.activate()
     from switchboard.aws.conversation_store import DynamoFailureLog
 
-    sqs = resources.client("sqs")
-    failures = DynamoFailureLog(resources.conversations_table)
+    return resources.client("sqs"), DynamoFailureLog(resources.conversations_table)
+
+
+def list_dead_letters(resources: Resources, stages: tuple[str, ...] = STAGES) -> list[dict[str, Any]]:
+    sqs, failures = _clients(resources)
     rows: list[dict[str, Any]] = []
     for stage in stages:
         dlq_url, _ = _queues(resources, stage)
@@ -76,11 +79,7 @@ def list_dead_letters(resources: Resources, stages: tuple[str, ...] = STAGES) ->
 
 
 def redrive(resources: Resources, stages: tuple[str, ...] = STAGES) -> list[dict[str, Any]]:
-    resources.activate()
-    from switchboard.aws.conversation_store import DynamoFailureLog
-
-    sqs = resources.client("sqs")
-    failures = DynamoFailureLog(resources.conversations_table)
+    sqs, failures = _clients(resources)
     moved: list[dict[str, Any]] = []
     for stage in stages:
         dlq_url, source_url = _queues(resources, stage)

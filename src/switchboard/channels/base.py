@@ -132,6 +132,10 @@ class ChannelAdapter(ABC):
     def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:
         """Turn a verified body into envelopes, one per event. Raise :class:`BadRequest` for a body that is not the platform's."""
 
+    def envelope_id(self, account: Account, event_key: str) -> str:
+        """The platform's own event key scoped by channel and account: how a redelivery is recognised anywhere."""
+        return f"{self.channel}:{account.id}:{event_key}"
+
     def accepted(self, result: ParseResult) -> WebhookResponse:
         """What the platform expects once everything is enqueued."""
         return WebhookResponse.json(200, {})

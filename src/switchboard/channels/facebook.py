@@ -255,7 +255,7 @@ class FacebookAdapter(ChannelAdapter):
             event_key = _event_key(name, event_detail, customer_id, sent_at)
 
         return Envelope(
-            id=f"facebook:{account.id}:{event_key}",
+            id=self.envelope_id(account, event_key),
             channel=self.channel,
             account_id=account.id,
             customer=Customer(id=customer_id),

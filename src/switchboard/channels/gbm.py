@@ -214,7 +214,7 @@ class GbmAdapter(ChannelAdapter):
         )
         sent_at = _parse_time(payload.get("createTime")) or _parse_time(body.get("sendTime")) or received_at
         envelope = Envelope(
-            id=f"gbm:{account.id}:{_event_key(body, payload_type, payload)}",
+            id=self.envelope_id(account, _event_key(body, payload_type, payload)),
             channel=self.channel,
             account_id=account.id,
             customer=customer,

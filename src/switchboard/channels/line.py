@@ -98,7 +98,7 @@ class LineAdapter(ChannelAdapter):
             event_id = "sha256-" + hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()
         timestamp = event.get("timestamp")
         return Envelope(
-            id=f"line:{account.id}:{event_id}",
+            id=self.envelope_id(account, event_id),
             channel=self.channel,
             account_id=account.id,
             customer=Customer(id=customer_id),
