@@ -172,5 +172,5 @@ class Envelope:
             )
         except KeyError as exc:
             raise EnvelopeError(f"envelope is missing {exc.args[0]!r}") from None
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise EnvelopeError(f"envelope has an unexpected shape: {exc}") from None
