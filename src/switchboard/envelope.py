@@ -170,6 +170,8 @@ class Envelope:
                 routing=routing,
                 v=version,
             )
+        except EnvelopeError:
+            raise
         except KeyError as exc:
             raise EnvelopeError(f"envelope is missing {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
