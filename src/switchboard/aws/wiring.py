@@ -6,16 +6,21 @@ Handlers call these once at init, so clients are created during the Lambda init 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from switchboard.aws.clients import client, env
 from switchboard.aws.conversation_store import DynamoConversations, DynamoFailureLog
 from switchboard.aws.publisher import SqsPublisher, by_conversation_id, by_conversation_key
 from switchboard.aws.secret_store import PowertoolsSecrets
 from switchboard.aws.settings_store import DynamoSettings
-from switchboard.edge import EdgeDeps
+
+if TYPE_CHECKING:
+    from switchboard.edge import EdgeDeps
 
 
 def edge_deps() -> EdgeDeps:
+    from switchboard.edge import EdgeDeps  # the stages never import the edge
+
     deps = EdgeDeps(
         settings=DynamoSettings(env("SETTINGS_TABLE")),
         secrets=PowertoolsSecrets(),
