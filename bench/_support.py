@@ -26,17 +26,10 @@ def aws_env() -> None:
 
 def create_resources() -> dict[str, str]:
     """Create the template's tables and queues in the active moto mock; export the functions' environment."""
-    import boto3
-
-    from infra.local.template import plan
+    from infra.local.template import create_resources, plan
 
     p = plan(ROOT / "template.yaml", stack="bench", endpoint="https://sqs.us-east-1.amazonaws.com", visibility_timeout=30)
-    dynamodb, sqs = boto3.client("dynamodb"), boto3.client("sqs")
-    for table in p.tables.values():
-        dynamodb.create_table(**table["create"])
-    urls: dict[str, str] = {}
-    for logical, queue in sorted(p.queues.items(), key=lambda kv: "RedrivePolicy" in kv[1]["attributes"]):
-        urls[logical] = sqs.create_queue(QueueName=queue["name"], Attributes=queue["attributes"])["QueueUrl"]
+    urls = create_resources(p)
     env: dict[str, str] = {}
     for fn in p.functions.values():
         env.update(fn.env)

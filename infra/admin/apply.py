@@ -18,7 +18,7 @@ from infra.admin.resources import Resources
 from switchboard import config
 from switchboard.secret_names import secret_name
 
-EXIT_OK, EXIT_INVALID, EXIT_CRM_REFUSED = 0, 2, 3
+EXIT_OK, EXIT_INVALID = 0, 2
 
 
 def load_file(path: Path) -> Any:
@@ -48,7 +48,6 @@ def apply_file(path: Path, resources: Resources, *, dry_run: bool, as_json: bool
     secrets = _Secrets(resources)
     stored: dict[str, dict[str, dict[str, Any]]] = {}
     report: list[dict[str, str]] = []
-    code = EXIT_OK
     for obj in result.objects:
         current = stored.setdefault(obj.kind, store.all(obj.kind)).get(obj.id)
         name = secret_name(resources.secrets_prefix, obj.kind, obj.id, obj.channel) if obj.secrets is not None else None
@@ -63,9 +62,9 @@ def apply_file(path: Path, resources: Resources, *, dry_run: bool, as_json: bool
                 store.put(obj.kind, obj.id, obj.doc)
         report.append({"kind": obj.kind, "id": obj.id, "status": status})
     if as_json:
-        return code, [json.dumps(report, indent=2)]
+        return EXIT_OK, [json.dumps(report, indent=2)]
     prefix = "would be " if dry_run else ""
-    return code, [f"{prefix}{r['status']:<9} {r['kind']} {r['id']}" for r in report]
+    return EXIT_OK, [f"{prefix}{r['status']:<9} {r['kind']} {r['id']}" for r in report]
 
 
 class _Secrets:

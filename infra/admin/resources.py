@@ -8,6 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def point_at_local(endpoint: str, region: str) -> None:
+    """Every boto3 client this process makes from now on talks to the local moto server."""
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    os.environ["AWS_DEFAULT_REGION"] = region
+    os.environ["AWS_REGION"] = region
+    os.environ["AWS_ACCESS_KEY_ID"] = "local"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "local"  # noqa: S105 - the local moto server accepts any credentials
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+
+
 class TargetError(Exception):
     """No stack to talk to: said plainly, with what to do."""
 
@@ -78,12 +89,7 @@ class Resources:
     def activate(self) -> None:
         """Point this process's AWS clients (and the core's store adapters) at the target."""
         if self.endpoint_url:
-            os.environ["AWS_ENDPOINT_URL"] = self.endpoint_url
-            os.environ["AWS_DEFAULT_REGION"] = self.region or "us-east-1"
-            os.environ["AWS_ACCESS_KEY_ID"] = "local"
-            os.environ["AWS_SECRET_ACCESS_KEY"] = "local"  # noqa: S105 - the local moto server accepts any credentials
-            os.environ.pop("AWS_PROFILE", None)
-            os.environ.pop("AWS_SESSION_TOKEN", None)
+            point_at_local(self.endpoint_url, self.region or "us-east-1")
 
     def client(self, service: str) -> Any:
         import boto3

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.local.template import plan
+from infra.admin.resources import point_at_local
+from infra.local.template import create_resources, plan
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -57,9 +58,9 @@ class LocalStack:
         endpoint = f"http://127.0.0.1:{self.moto_port}"
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self.moto.start()
-        _local_aws_environment(endpoint)
+        point_at_local(endpoint, "us-east-1")
         self.plan = plan(TEMPLATE, stack=self.stack, endpoint=endpoint, visibility_timeout=VISIBILITY_TIMEOUT)
-        self._create_resources(endpoint)
+        self.queue_urls = create_resources(self.plan)
         self._export_function_environment()
 
         state = self._state(endpoint, api_url="")
@@ -120,28 +121,6 @@ class LocalStack:
         except (OSError, ValueError):
             pass
 
-    def _create_resources(self, endpoint: str) -> None:
-        import boto3
-
-        dynamodb, sqs, s3 = boto3.client("dynamodb"), boto3.client("sqs"), boto3.client("s3")
-        for table in self.plan.tables.values():
-            dynamodb.create_table(**table["create"])
-            if table["ttl"]:
-                dynamodb.update_time_to_live(
-                    TableName=table["create"]["TableName"],
-                    TimeToLiveSpecification={
-                        "AttributeName": table["ttl"]["AttributeName"],
-                        "Enabled": bool(table["ttl"]["Enabled"]),
-                    },
-                )
-        self.queue_urls: dict[str, str] = {}
-        # Dead-letter queues first: a redrive policy names its target.
-        ordered = sorted(self.plan.queues.items(), key=lambda kv: "RedrivePolicy" in kv[1]["attributes"])
-        for logical, queue in ordered:
-            self.queue_urls[logical] = sqs.create_queue(QueueName=queue["name"], Attributes=queue["attributes"])["QueueUrl"]
-        for bucket in self.plan.buckets.values():
-            s3.create_bucket(Bucket=bucket)
-
     def _export_function_environment(self) -> None:
         """All handlers share this process, so their environments merge; the template names each variable one way."""
         merged: dict[str, str] = {}
@@ -150,10 +129,6 @@ class LocalStack:
                 if key in merged and merged[key] != value:
                     raise RuntimeError(f"functions disagree on {key}: {merged[key]!r} vs {value!r}")
                 merged[key] = value
-        for logical, url in self.queue_urls.items():
-            expected = self.plan.outputs.get(f"{logical}Url") or url
-            if expected != url:
-                log.debug("queue %s url %s differs from planned %s", logical, url, expected)
         os.environ.update(merged)
         os.environ.setdefault("SWITCHBOARD_SECRETS_MAX_AGE", "5")
         os.environ.setdefault("SWITCHBOARD_SETTINGS_TTL", "3")
@@ -169,16 +144,6 @@ class LocalStack:
             "stack": self.stack,
             "outputs": self.plan.outputs,
         }
-
-
-def _local_aws_environment(endpoint: str) -> None:
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-    os.environ["AWS_REGION"] = "us-east-1"
-    os.environ["AWS_ACCESS_KEY_ID"] = "local"
-    os.environ["AWS_SECRET_ACCESS_KEY"] = "local"  # noqa: S105 - moto accepts any credentials
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ.pop("AWS_SESSION_TOKEN", None)
 
 
 def _write_state(state: dict[str, Any]) -> None:

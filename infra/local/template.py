@@ -112,12 +112,35 @@ class Resolver:
         return re.sub(r"\$\{([^}]+)\}", one, text)
 
 
+def create_resources(p: Plan) -> dict[str, str]:
+    """Create the plan's tables, queues and buckets with boto3's default clients; return queue URLs by logical id."""
+    import boto3
+
+    dynamodb, sqs, s3 = boto3.client("dynamodb"), boto3.client("sqs"), boto3.client("s3")
+    for table in p.tables.values():
+        dynamodb.create_table(**table["create"])
+        if table["ttl"]:
+            dynamodb.update_time_to_live(
+                TableName=table["create"]["TableName"],
+                TimeToLiveSpecification={
+                    "AttributeName": table["ttl"]["AttributeName"],
+                    "Enabled": bool(table["ttl"]["Enabled"]),
+                },
+            )
+    urls: dict[str, str] = {}
+    # Dead-letter queues first: a redrive policy names its target.
+    for logical, queue in sorted(p.queues.items(), key=lambda kv: "RedrivePolicy" in kv[1]["attributes"]):
+        urls[logical] = sqs.create_queue(QueueName=queue["name"], Attributes=queue["attributes"])["QueueUrl"]
+    for bucket in p.buckets.values():
+        s3.create_bucket(Bucket=bucket)
+    return urls
+
+
 def plan(template_path: Path, *, stack: str, endpoint: str, visibility_timeout: int) -> Plan:
     template = load(template_path)
     resources: dict[str, Any] = template["Resources"]
     result = Plan(stack=stack)
     names: dict[str, dict[str, str]] = {}
-    base = f"{stack}".lower()
 
     # Physical names first, so references between resources resolve.
     for logical, res in resources.items():
@@ -131,7 +154,7 @@ def plan(template_path: Path, *, stack: str, endpoint: str, visibility_timeout: 
             url = f"{endpoint}/{ACCOUNT}/{name}"
             names[logical] = {"Ref": url, "QueueUrl": url, "QueueName": name, "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"}
         elif kind == "AWS::S3::Bucket":
-            name = f"{base}-{logical.lower()}"
+            name = f"{stack.lower()}-{logical.lower()}"
             names[logical] = {"Ref": name, "Arn": f"arn:aws:s3:::{name}"}
         elif kind in ("AWS::Serverless::Function", "AWS::Serverless::Api", "AWS::Serverless::LayerVersion"):
             names[logical] = {"Ref": f"{stack}-{logical}", "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{stack}-{logical}"}

@@ -53,7 +53,6 @@ class QueueWorker:
         self.report_failures = report_failures
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name=f"worker-{function.spec.logical_id}", daemon=True)
-        self.invocations = 0
 
     def start(self) -> None:
         self.thread.start()
@@ -84,7 +83,6 @@ class QueueWorker:
         if not messages:
             return 0
         event = {"Records": [sqs_record(m, self.queue_arn) for m in messages]}
-        self.invocations += 1
         try:
             result = self.function.invoke(event)
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])} if self.report_failures else set()

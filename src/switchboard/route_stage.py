@@ -67,7 +67,9 @@ def process(envelope: Envelope, deps: RouteDeps) -> dict[str, Any]:
     if conversation is None:
         conversation = _open(envelope, workstream, now)
         store.open(conversation, replacing=previous)
+        loaded = conversation
     else:
+        loaded = conversation
         conversation = _absorb(conversation, envelope, workstream, now)
 
     stored = store.add_message(conversation.conversation_id, envelope, seq=conversation.message_count + 1)
@@ -77,7 +79,8 @@ def process(envelope: Envelope, deps: RouteDeps) -> dict[str, Any]:
             updated_at=now,
             last_message_at=max(conversation.last_message_at, envelope.received_at),
         )
-    store.save(conversation)
+    if conversation != loaded:  # a redelivered duplicate that tells nothing new writes nothing
+        store.save(conversation)
     deps.crm_queue.publish([envelope.with_(conversation_id=conversation.conversation_id, routing=conversation.routing())])
     return {"conversation_id": conversation.conversation_id, "queue": conversation.queue, "duplicate": not stored}
 

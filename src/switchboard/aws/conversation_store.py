@@ -144,16 +144,6 @@ class DynamoConversations:
         rows.sort(key=lambda row: (row[0], row[1]))
         return [row[2] for row in rows]
 
-    def update_message(self, conversation_id: str, envelope: Envelope) -> None:
-        """Replace a stored message's document (attachments kept, names resolved) keeping its place."""
-        self._db.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"c#{conversation_id}"}, "sk": {"S": _msg_sk(envelope)}},
-            UpdateExpression="SET doc = :d",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":d": {"S": envelope.to_json()}},
-        )
-
     def mark_written(self, conversation_id: str, envelope: Envelope) -> bool:
         try:
             self._db.update_item(
