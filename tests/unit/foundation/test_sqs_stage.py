@@ -1,0 +1,129 @@
+"""The SQS stage runner: what happens to a record that fails, and to one delivered twice."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from infra.local.template import create_resources, plan
+from infra.local.workers import sqs_record
+from switchboard.aws.conversation_store import DynamoFailureLog
+from switchboard.aws.sqs_stage import SqsStage
+from switchboard.envelope import Customer, Envelope
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class Context:
+    function_name = "unit-route"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:unit-route"
+    aws_request_id = "req"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def stage_env(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    p = plan(ROOT / "template.yaml", stack="unit", endpoint="https://sqs.us-east-1.amazonaws.com", visibility_timeout=2)
+    urls = create_resources(p)
+    env = {
+        "IDEMPOTENCY_TABLE": p.tables["IdempotencyTable"]["create"]["TableName"],
+        "CONVERSATIONS_TABLE": p.tables["ConversationsTable"]["create"]["TableName"],
+        "INBOUND_QUEUE_URL": urls["InboundQueue"],
+        "INBOUND_DLQ_URL": urls["InboundDeadLetterQueue"],
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def _event(*bodies: str) -> dict[str, Any]:
+    messages = [
+        {"MessageId": f"m{i}", "ReceiptHandle": f"r{i}", "Body": body, "Attributes": {"MessageGroupId": f"g{i}"}}
+        for i, body in enumerate(bodies)
+    ]
+    return {"Records": [sqs_record(m, "arn:aws:sqs:us-east-1:123456789012:unit-inbound.fifo") for m in messages]}
+
+
+def _envelope(event_id: str) -> Envelope:
+    return Envelope(
+        id=f"line:acc:{event_id}",
+        channel="line",
+        account_id="acc",
+        customer=Customer(id="U1"),
+        kind="text",
+        text="hi",
+        sent_at=1,
+        received_at=2,
+        correlation_id="c",
+    )
+
+
+def _dead_letters(url: str) -> list[dict[str, Any]]:
+    answer = boto3.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+    return list(answer.get("Messages") or [])
+
+
+def test_poison_message_is_dead_lettered_at_once_with_its_reason(stage_env: dict[str, str]) -> None:
+    calls: list[Envelope] = []
+    failures = DynamoFailureLog(stage_env["CONVERSATIONS_TABLE"])
+    stage = SqsStage("route", lambda e: calls.append(e) or {}, dlq_url_env="INBOUND_DLQ_URL", failure_log=failures)
+
+    result = stage.handle(_event("not json", json.dumps({"v": 99})), Context())
+
+    assert result["batchItemFailures"] == []  # handled: SQS must not retry them four more times
+    assert calls == []
+    dead = _dead_letters(stage_env["INBOUND_DLQ_URL"])
+    assert sorted(m["Body"] for m in dead) == sorted(["not json", json.dumps({"v": 99})])
+    reasons = {
+        m["MessageAttributes"]["source_message_id"]["StringValue"]: m["MessageAttributes"]["error"]["StringValue"] for m in dead
+    }
+    assert reasons["m0"] == "EnvelopeError: body is not JSON"
+    assert "version 99 is not supported" in reasons["m1"]
+    logged = failures.get("route", "m1")
+    assert logged is not None and logged["attempts"] == 1 and "version 99" in logged["error"]
+
+
+def test_retryable_failure_stays_on_the_queue_with_its_reason(stage_env: dict[str, str]) -> None:
+    def boom(envelope: Envelope) -> dict[str, Any]:
+        if envelope.id == "line:acc:e1":
+            raise RuntimeError("settings table unavailable")
+        return {"ok": True}
+
+    failures = DynamoFailureLog(stage_env["CONVERSATIONS_TABLE"])
+    stage = SqsStage("route", boom, dlq_url_env="INBOUND_DLQ_URL", failure_log=failures)
+    body = _envelope("e1").to_json()
+
+    for attempt in (1, 2):
+        # Another customer's message in the same batch goes through; only the failing one is reported.
+        result = stage.handle(_event(body, _envelope(f"other-{attempt}").to_json()), Context())
+        assert result["batchItemFailures"] == [{"itemIdentifier": "m0"}]
+        logged = failures.get("route", "m0")
+        assert logged is not None and logged["attempts"] == attempt
+        assert logged["error"] == "RuntimeError: settings table unavailable"
+        assert logged["envelope_id"] == "line:acc:e1"
+    assert _dead_letters(stage_env["INBOUND_DLQ_URL"]) == []  # the redrive policy decides, after maxReceiveCount
+
+
+def test_a_completed_envelope_delivered_again_is_not_processed_again(stage_env: dict[str, str]) -> None:
+    calls: list[str] = []
+
+    def process(envelope: Envelope) -> dict[str, Any]:
+        calls.append(envelope.id)
+        return {"ok": True}
+
+    stage = SqsStage(
+        "route", process, dlq_url_env="INBOUND_DLQ_URL", failure_log=DynamoFailureLog(stage_env["CONVERSATIONS_TABLE"])
+    )
+    body = _envelope("e2").to_json()
+    assert stage.handle(_event(body), Context())["batchItemFailures"] == []
+    assert stage.handle(_event(body), Context())["batchItemFailures"] == []
+    assert calls == ["line:acc:e2"]
+    assert os.environ["IDEMPOTENCY_TABLE"]  # the record that made the second delivery a no-op lives there
