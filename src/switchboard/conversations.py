@@ -33,6 +33,21 @@ class CrmState:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """What is known about one customer identity (channel, account, customer id) across conversations.
+
+    The name comes from the channel's profile API and is re-read once ``name_checked_at`` is older
+    than the cache TTL; ``contacts`` maps a CRM provider to the contact id it gave this customer,
+    so the customer's next conversation reuses the contact.
+    """
+
+    key: str
+    name: str | None = None
+    name_checked_at: int | None = None  # ms; set even when the lookup failed, so a failing API is not hammered
+    contacts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Conversation:
     conversation_id: str
     channel: str

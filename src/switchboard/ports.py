@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from switchboard.conversations import Conversation, CrmState
+from switchboard.conversations import Conversation, CrmState, Profile
 from switchboard.envelope import Envelope
 from switchboard.settings import Account, AuthSetting, CrmSettings, Widget, Workstream
 
@@ -57,6 +57,14 @@ class ConversationStore(Protocol):
 
     def is_written(self, conversation_id: str, envelope: Envelope) -> bool: ...
     def recent(self, *, queue: str | None = None, channel: str | None = None, limit: int = 100) -> list[Conversation]: ...
+
+
+class ProfileStore(Protocol):
+    """Per-customer facts that outlive a conversation, keyed by ``Envelope.conversation_key``."""
+
+    def profile(self, key: str) -> Profile | None: ...
+    def set_name(self, key: str, name: str | None, *, checked_at: int) -> None: ...
+    def set_contact(self, key: str, provider: str, contact_id: str) -> None: ...
 
 
 class FailureLog(Protocol):

@@ -8,6 +8,8 @@ One table, keyed (pk, sk):
 - ``c#<id>`` / ``m#<sent ms>#<digest>``: one item per message, its key derived from the envelope,
   so storing a duplicate fails its condition instead of adding a copy;
 - ``k#<channel:account:customer>`` / ``current``: which conversation a customer is in now;
+- ``p#<channel:account:customer>`` / ``profile``: the customer's name (with when it was looked up)
+  and the CRM contact id per provider, reused by later conversations;
 - ``f#<stage>`` / ``<message id>``: the last error of a message on its way to a dead-letter queue.
 """
 
@@ -20,7 +22,7 @@ from dataclasses import asdict
 from typing import Any
 
 from switchboard.aws.clients import client
-from switchboard.conversations import Conversation, CrmState
+from switchboard.conversations import Conversation, CrmState, Profile
 from switchboard.envelope import Envelope
 
 FAILURE_TTL_SECONDS = 14 * 24 * 3600  # as long as the dead-letter queues keep messages
@@ -180,6 +182,48 @@ class DynamoConversations:
         self._db.put_item(
             TableName=self.table,
             Item={"pk": {"S": f"c#{conversation_id}"}, "sk": {"S": "crm"}, "doc": {"S": json.dumps(asdict(state))}},
+        )
+
+
+class DynamoProfiles:
+    """Customer profiles: one item per identity, updated attribute by attribute so the route stage
+    (names) and the crm stage (contact ids) never overwrite each other's writes."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def _key(self, key: str) -> dict[str, Any]:
+        return {"pk": {"S": f"p#{key}"}, "sk": {"S": "profile"}}
+
+    def profile(self, key: str) -> Profile | None:
+        item = client("dynamodb").get_item(TableName=self.table, Key=self._key(key), ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        contacts = {name[len("contact#") :]: value["S"] for name, value in item.items() if name.startswith("contact#")}
+        checked = item.get("name_checked_at", {}).get("N")
+        return Profile(
+            key=key,
+            name=item.get("name", {}).get("S") or None,
+            name_checked_at=int(checked) if checked else None,
+            contacts=contacts,
+        )
+
+    def set_name(self, key: str, name: str | None, *, checked_at: int) -> None:
+        client("dynamodb").update_item(
+            TableName=self.table,
+            Key=self._key(key),
+            UpdateExpression="SET #n = :n, name_checked_at = :t",
+            ExpressionAttributeNames={"#n": "name"},
+            ExpressionAttributeValues={":n": {"S": name or ""}, ":t": {"N": str(checked_at)}},
+        )
+
+    def set_contact(self, key: str, provider: str, contact_id: str) -> None:
+        client("dynamodb").update_item(
+            TableName=self.table,
+            Key=self._key(key),
+            UpdateExpression="SET #c = :c",
+            ExpressionAttributeNames={"#c": f"contact#{provider}"},
+            ExpressionAttributeValues={":c": {"S": contact_id}},
         )
 
 

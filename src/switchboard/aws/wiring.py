@@ -9,7 +9,7 @@ import os
 from typing import TYPE_CHECKING
 
 from switchboard.aws.clients import client, env
-from switchboard.aws.conversation_store import DynamoConversations, DynamoFailureLog
+from switchboard.aws.conversation_store import DynamoConversations, DynamoFailureLog, DynamoProfiles
 from switchboard.aws.publisher import SqsPublisher, by_conversation_id, by_conversation_key
 from switchboard.aws.secret_store import PowertoolsSecrets
 from switchboard.aws.settings_store import DynamoSettings
@@ -40,6 +40,10 @@ def warm_clients(*services: str) -> None:
 
 def conversations() -> DynamoConversations:
     return DynamoConversations(env("CONVERSATIONS_TABLE"))
+
+
+def profiles() -> DynamoProfiles:
+    return DynamoProfiles(env("CONVERSATIONS_TABLE"))
 
 
 def failure_log() -> DynamoFailureLog:
