@@ -7,11 +7,18 @@
   when it moves the message to the dead-letter queue), so ``switchboard dlq list`` can say why.
 - A failure that no retry can fix (an unreadable envelope, a CRM validation error) goes to the
   dead-letter queue at once instead of spending four more attempts.
+- A stage given its own queue (``queue_url_env``) paces its retries instead of waiting out the
+  queue's visibility timeout: a failed message becomes visible again after the ``retry_after`` the
+  failure asked for (a CRM's 429 ``Retry-After``), or after a backoff that doubles with every
+  receive (5xx, timeouts), and the rest of its message group follows it in order. Nothing sleeps
+  in the function, so other conversations in the batch go on at once; the redrive policy still
+  dead-letters a message after ``maxReceiveCount`` receives, with the last reason in the failure log.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +33,11 @@ from switchboard.envelope import Envelope, EnvelopeError
 from switchboard.observability import logger, metrics
 
 IDEMPOTENCY_SECONDS = 8 * 24 * 3600  # longer than any platform redelivers (GBM: 7 days)
+# Backoff for retryable failures: base * 2^(receives - 1), capped. With maxReceiveCount 5 and the
+# default base, a message keeps trying for about seven minutes before it is dead-lettered.
+RETRY_BASE_SECONDS = 30.0
+RETRY_CAP_SECONDS = 900.0
+MAX_VISIBILITY_SECONDS = 43_200  # SQS's limit for a visibility timeout
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -39,6 +51,16 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+def retry_delay(exc: BaseException, receive_count: int, *, base: float, cap: float) -> int:
+    """Seconds until the next attempt: what the outside party asked for, else an exponential backoff."""
+    asked = getattr(exc, "retry_after", None)
+    if isinstance(asked, int | float) and math.isfinite(asked):
+        seconds = float(asked)
+    else:
+        seconds = min(base * 2 ** max(receive_count - 1, 0), cap)
+    return max(0, min(math.ceil(seconds), MAX_VISIBILITY_SECONDS))
+
+
 class SqsStage:
     def __init__(
         self,
@@ -47,11 +69,19 @@ class SqsStage:
         *,
         dlq_url_env: str,
         failure_log: DynamoFailureLog,
+        queue_url_env: str | None = None,
     ) -> None:
         self.name = name
         self.failure_log = failure_log
         self.dlq_url_env = dlq_url_env
+        self.queue_url_env = queue_url_env
+        self.retry_base = float(os.environ.get("SWITCHBOARD_RETRY_BASE_SECONDS", RETRY_BASE_SECONDS))
+        self.retry_cap = float(os.environ.get("SWITCHBOARD_RETRY_CAP_SECONDS", RETRY_CAP_SECONDS))
+        self._delays: dict[str, int] = {}  # message id -> seconds, for this batch's retryable failures
         self.processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+        if queue_url_env:
+            # A batch that failed whole is reported item by item, so its retries are paced like any other.
+            self.processor.raise_on_entire_batch_failure = False
         self.idempotency = IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=IDEMPOTENCY_SECONDS)
         persistence = DynamoDBPersistenceLayer(table_name=env("IDEMPOTENCY_TABLE"), boto3_client=client("dynamodb"))
 
@@ -65,7 +95,13 @@ class SqsStage:
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         self.idempotency.register_lambda_context(context)
-        return dict(process_partial_response(event=event, record_handler=self._record, processor=self.processor, context=context))
+        self._delays = {}
+        result = dict(
+            process_partial_response(event=event, record_handler=self._record, processor=self.processor, context=context)
+        )
+        if self.queue_url_env:
+            self._pace_failures(event, result)
+        return result
 
     def _record(self, record: SQSRecord) -> dict[str, Any]:
         envelope_doc: dict[str, Any] | None = None
@@ -86,6 +122,8 @@ class SqsStage:
             self._fail(record, envelope_doc, exc)
             if is_permanent(exc) and self._dead_letter_now(record, exc):
                 return {"dead_lettered": describe(exc)}
+            receives = int(record.attributes.approximate_receive_count or 1)
+            self._delays[record.message_id] = retry_delay(exc, receives, base=self.retry_base, cap=self.retry_cap)
             raise
 
     def _fail(self, record: SQSRecord, envelope_doc: dict[str, Any] | None, exc: BaseException) -> None:
@@ -127,3 +165,41 @@ class SqsStage:
             return False
         metrics.add_metric(name=f"{self.name.capitalize()}DeadLettered", unit="Count", value=1)
         return True
+
+    def _pace_failures(self, event: dict[str, Any], result: dict[str, Any]) -> None:
+        """Hide each failed message for the delay it asked for; return the rest of its group at once.
+
+        Without this they would wait out the queue's visibility timeout (minutes) whatever the CRM
+        said. The messages held back behind a failure go back to the queue straight away, yet stay
+        behind it: FIFO delivers nothing of a group while an earlier message of it is in flight, so
+        they come back in order once the failed one does. A message whose visibility cannot be set
+        simply waits the queue's timeout: nothing is lost.
+        """
+        url = os.environ.get(self.queue_url_env or "")
+        failed = {item["itemIdentifier"] for item in result.get("batchItemFailures") or []}
+        if not url or not failed:
+            return
+        heads: set[str] = set()
+        entries: list[dict[str, Any]] = []
+        for raw in event.get("Records") or []:
+            message_id = raw.get("messageId")
+            if message_id not in failed:
+                continue
+            group = (raw.get("attributes") or {}).get("MessageGroupId") or message_id
+            if group in heads:
+                delay: int | None = 0
+            else:
+                delay = self._delays.get(message_id)
+                heads.add(group)
+            if delay is None:
+                continue
+            entries.append({"Id": str(len(entries)), "ReceiptHandle": raw["receiptHandle"], "VisibilityTimeout": delay})
+        for start in range(0, len(entries), 10):
+            chunk = entries[start : start + 10]
+            try:
+                answer = client("sqs").change_message_visibility_batch(QueueUrl=url, Entries=chunk)
+            except Exception:
+                logger.exception("could not set the retry delay; the queue's visibility timeout applies")
+                continue
+            for failure in answer.get("Failed") or []:
+                logger.warning("could not set the retry delay of one message", extra={"error": failure.get("Message")})

@@ -9,8 +9,8 @@ retry, pace, or dead-letter without knowing any vendor.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from switchboard.envelope import Customer, Envelope
 
@@ -41,11 +41,32 @@ class CrmRateLimited(CrmRetryable):
 
 
 class CrmAuthError(CrmError):
-    """Credentials refused even after one refresh."""
+    """Credentials refused even after one refresh.
+
+    Retried with backoff rather than dead-lettered at once: the fix is a `switchboard apply`, and
+    a message that waits a few minutes goes through with the new credentials by itself (the
+    crm_writer re-reads its secret within a minute). After the last attempt it is dead-lettered
+    with this reason like any other.
+    """
+
+    retryable = True
 
 
 class CrmRejected(CrmError):
     """A validation error (other 4xx): retrying cannot help; dead-letter with the CRM's message."""
+
+
+@dataclass(frozen=True)
+class CrmNotice:
+    """Something the admin should hear about although the call succeeded (a revoked credential).
+
+    Adapters collect these; the caller drains them (:meth:`CrmAdapter.drain_notices`) and reports
+    or persists them. Never carries a secret value.
+    """
+
+    kind: str
+    message: str
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,16 +97,38 @@ class CrmAdapter(ABC):
 
     @abstractmethod
     def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
-        """Create or update the customer's contact, keyed on the channel identity; return its id."""
+        """Return the customer's contact id: the authenticated ``contact_id`` when the CRM has that record,
+        otherwise the contact keyed on the channel identity, created or refreshed."""
 
     @abstractmethod
     def open_ticket(
-        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
+        self,
+        conversation: ConversationRef,
+        *,
+        contact_id: str,
+        first_message: Envelope,
+        owner_id: str | None,
+        retry: bool = False,
     ) -> str:
-        """Open the ticket/case for the conversation (idempotent on the conversation id); return its id."""
+        """Open the ticket/case for the conversation with its first message; return its id.
+
+        Never opens a second one for the same conversation. ``retry`` says an earlier attempt may
+        have reached the CRM without its answer being recorded; adapters whose create is not
+        idempotent by itself look for that earlier ticket first (and only then, to keep the
+        common path to one call).
+        """
 
     @abstractmethod
     def append_message(
         self, conversation: ConversationRef, *, ticket_id: str, contact_id: str, message: Envelope, owner_id: str | None
     ) -> None:
-        """Add a later customer message to the ticket/case."""
+        """Add a later customer message to the ticket/case; ``owner_id`` is set only when the default user
+        owns every record (``default_user.always``)."""
+
+    def ticket_owner(self, owner_id: str | None) -> str | None:
+        """Who will own a ticket opened with ``owner_id``: the same, unless the CRM cannot leave it unassigned."""
+        return owner_id
+
+    def drain_notices(self) -> list[CrmNotice]:
+        """Hand over (and forget) what the admin should hear about since the last drain."""
+        return []

@@ -36,6 +36,7 @@ NOTE_TEXT_LIMIT = 100000
 TOKEN_MARGIN_SECONDS = 120
 # Fixed namespace: the same conversation must map to the same record id in every process, forever.
 SWITCHBOARD_NAMESPACE = uuid.UUID("6f1d9a52-3c1e-5b8a-9a44-2d0c5e7b1f30")
+_BARE_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _GUID = re.compile(r"\(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\)\s*$")
 
 
@@ -159,7 +160,21 @@ class DynamicsAdapter(CrmAdapter):
             self._me = CrmUser(id=str(user_id))
         return self._me
 
+    def _existing_contact(self, contact_id: str) -> str | None:
+        """The authenticated contact id, when it names a contact row (Dataverse keys are GUIDs)."""
+        if not _BARE_GUID.match(contact_id):
+            return None
+        response = self._call("GET", f"contacts({contact_id})", params={"$select": "contactid"}, passthrough=(404,))
+        if response.status_code == 404:
+            return None
+        found = self.http.json_object(response).get("contactid")
+        return str(found).lower() if found else None
+
     def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
+        if conversation.contact_id:
+            found = self._existing_contact(conversation.contact_id)
+            if found is not None:
+                return found
         customer = conversation.customer
         identity = channel_identity(conversation.channel, conversation.account_id, customer.id)
         body: dict[str, Any] = {"lastname": truncate(customer.name or f"{conversation.channel} customer {customer.id}", 50)}
@@ -171,10 +186,21 @@ class DynamicsAdapter(CrmAdapter):
             body["ownerid@odata.bind"] = f"/systemusers({owner_id})"
         return self._write("contacts", record_id("contact", identity), body, create_only=False)
 
+    def ticket_owner(self, owner_id: str | None) -> str:
+        """Dynamics cannot leave a case unassigned: without a default user the application user owns it."""
+        return owner_id or self.whoami().id
+
     def open_ticket(
-        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
+        self,
+        conversation: ConversationRef,
+        *,
+        contact_id: str,
+        first_message: Envelope,
+        owner_id: str | None,
+        retry: bool = False,
     ) -> str:
-        owner = owner_id or self.whoami().id
+        # A create-once PATCH on an id derived from the conversation: a retry gets 412 and the same id.
+        owner = self.ticket_owner(owner_id)
         body: dict[str, Any] = {
             "title": subject_for(conversation.channel, first_message, TITLE_LIMIT),
             "description": truncate(describe_message(first_message), DESCRIPTION_LIMIT),
@@ -195,4 +221,6 @@ class DynamicsAdapter(CrmAdapter):
             "isdocument": False,
             "objectid_incident@odata.bind": f"/incidents({ticket_id})",
         }
+        if owner_id:
+            body["ownerid@odata.bind"] = f"/systemusers({owner_id})"  # default_user.always
         self._write("annotations", record_id("annotation", message.id), body, create_only=True)

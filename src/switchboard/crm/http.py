@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -23,10 +23,12 @@ from urllib.parse import urlsplit
 
 import requests
 
-from switchboard.crm.base import CrmAuthError, CrmError, CrmRateLimited, CrmRejected, CrmRetryable
+from switchboard.crm.base import CrmAuthError, CrmError, CrmNotice, CrmRateLimited, CrmRejected, CrmRetryable
 from switchboard.envelope import UNSUPPORTED_TEXT, Envelope
 
 log = logging.getLogger("switchboard.crm")
+
+__all__ = ["CallCounter", "CrmHttp", "CrmNotice", "Redactor"]
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 10.0
@@ -62,19 +64,6 @@ class CallCounter:
 
     def reset(self) -> None:
         self.token = self.whoami = self.api = 0
-
-
-@dataclass(frozen=True)
-class CrmNotice:
-    """Something the admin should hear about although the call succeeded (a revoked credential).
-
-    Adapters append these to their ``notices`` list; the caller drains it (``drain_notices()``) and
-    reports or persists it. Never carries a secret value.
-    """
-
-    kind: str
-    message: str
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 class Redactor:

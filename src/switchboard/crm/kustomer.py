@@ -1,8 +1,14 @@
 """Kustomer: customers, conversations, messages (protocols.md section 5.4).
 
-Kustomer has no idempotency header and does not document uniqueness of ``externalId``, so every
-create is preceded by a look-up on the external id (customer: the channel identity; conversation:
-the conversation id). Messages are *recorded* (``direction: in``), not sent to anyone.
+Kustomer has no idempotency header and does not document uniqueness of ``externalId``, so a create
+that might repeat an earlier one is preceded by a look-up on the external id: always for the
+customer (the channel identity: another conversation may have created it), and for the
+conversation only when the stage says an earlier attempt may have reached Kustomer (``retry``), so
+a new conversation costs two calls, not three. Messages are *recorded* (``direction: in``), not
+sent to anyone.
+
+The look-up paths ``customers/externalId=...`` (documented) and ``conversations/externalId=...``
+(the same pattern; not confirmed by the public reference) answer 404 when nothing matches.
 """
 
 from __future__ import annotations
@@ -89,7 +95,20 @@ class KustomerAdapter(CrmAdapter):
             raise self.http.error(CrmRejected, f"{what} returned no id", status=response.status_code)
         return str(record_id)
 
+    def _existing_customer(self, customer_id: str) -> str | None:
+        """The authenticated contact id, when it names a Kustomer customer (ids are 24 hex digits)."""
+        if not (len(customer_id) == 24 and all(c in "0123456789abcdefABCDEF" for c in customer_id)):
+            return None
+        response = self._call("GET", f"customers/{customer_id}", passthrough=(404,))
+        if response.status_code == 404:
+            return None
+        return self._created_id(response, "customer look-up")
+
     def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
+        if conversation.contact_id:
+            found = self._existing_customer(conversation.contact_id)
+            if found is not None:
+                return found
         customer = conversation.customer
         identity = channel_identity(conversation.channel, conversation.account_id, customer.id)
         lookup = self._call("GET", f"customers/externalId={quote(identity, safe='')}", passthrough=(404,))
@@ -104,16 +123,26 @@ class KustomerAdapter(CrmAdapter):
         return self._created_id(self._call("POST", "customers", json_body=body), "customer create")
 
     def open_ticket(
-        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
+        self,
+        conversation: ConversationRef,
+        *,
+        contact_id: str,
+        first_message: Envelope,
+        owner_id: str | None,
+        retry: bool = False,
     ) -> str:
-        lookup = self._call("GET", f"conversations/externalId={quote(conversation.conversation_id, safe='')}", passthrough=(404,))
-        if lookup.status_code != 404:
-            conversation_id = self._created_id(lookup, "conversation look-up")
-            attributes = _data(self.http.json_object(lookup)).get("attributes")
-            count = attributes.get("messageCount") if isinstance(attributes, dict) else None
-            if isinstance(count, int) and count > 0:
-                return conversation_id  # an earlier attempt got as far as the first message
-        else:
+        conversation_id: str | None = None
+        if retry:
+            lookup = self._call(
+                "GET", f"conversations/externalId={quote(conversation.conversation_id, safe='')}", passthrough=(404,)
+            )
+            if lookup.status_code != 404:
+                conversation_id = self._created_id(lookup, "conversation look-up")
+                attributes = _data(self.http.json_object(lookup)).get("attributes")
+                count = attributes.get("messageCount") if isinstance(attributes, dict) else None
+                if isinstance(count, int) and count > 0:
+                    return conversation_id  # an earlier attempt got as far as the first message
+        if conversation_id is None:
             body: dict[str, Any] = {
                 "externalId": conversation.conversation_id,
                 "name": subject_for(conversation.channel, first_message, NAME_LIMIT),

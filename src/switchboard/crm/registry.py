@@ -15,7 +15,13 @@ import requests
 from switchboard.crm.base import CrmAdapter
 from switchboard.crm.dynamics import DEFAULT_AUTHORITY_URL, DynamicsAdapter
 from switchboard.crm.kustomer import KustomerAdapter
-from switchboard.crm.salesforce import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL, SalesforceAdapter
+from switchboard.crm.salesforce import (
+    DEFAULT_API_VERSION,
+    DEFAULT_CASE_ID_FIELD,
+    DEFAULT_CONTACT_ID_FIELD,
+    DEFAULT_LOGIN_URL,
+    SalesforceAdapter,
+)
 from switchboard.crm.zendesk import ZendeskAdapter
 from switchboard.settings import CrmSettings
 
@@ -38,8 +44,8 @@ OPTIONAL_OPTIONS: dict[str, dict[str, Any]] = {
     "zendesk": {},
     "salesforce": {
         "api_version": DEFAULT_API_VERSION,
-        "contact_id_field": "Switchboard_Identity__c",
-        "case_id_field": "Switchboard_Conversation_Id__c",
+        "contact_external_id_field": DEFAULT_CONTACT_ID_FIELD,
+        "case_external_id_field": DEFAULT_CASE_ID_FIELD,
         "case_origin": "Web",
     },
     "dynamics": {"authority_url": DEFAULT_AUTHORITY_URL, "return_representation": False, "case_origin_code": None},
@@ -89,8 +95,9 @@ def build_adapter(settings: CrmSettings, secrets: Mapping[str, Any], *, session:
             login_url=_str(opt("login_url", DEFAULT_LOGIN_URL)),
             api_version=_str(opt("api_version", DEFAULT_API_VERSION)),
             org_id=_str(opt("org_id")) if opt("org_id") else None,
-            contact_id_field=_str(opt("contact_id_field", OPTIONAL_OPTIONS["salesforce"]["contact_id_field"])),
-            case_id_field=_str(opt("case_id_field", OPTIONAL_OPTIONS["salesforce"]["case_id_field"])),
+            # The configuration file names them *_external_id_field (config.CRM_PROVIDERS).
+            contact_id_field=_str(opt("contact_external_id_field") or DEFAULT_CONTACT_ID_FIELD),
+            case_id_field=_str(opt("case_external_id_field") or DEFAULT_CASE_ID_FIELD),
             case_origin=opt("case_origin", OPTIONAL_OPTIONS["salesforce"]["case_origin"]),
             session=session,
         )

@@ -7,12 +7,13 @@ the record it already wrote instead of creating a twin.
 Credentials are refresh tokens of linked admin users. The admin links several so that revoking one
 (the user left, the token was reset) does not stop the pipeline: each token is tried in order and a
 refused one (``invalid_grant``) falls over to the next. Every failover is reported as a
-:class:`~switchboard.crm.http.CrmNotice` in ``notices`` (and to ``on_notice`` if given), because the
+:class:`~switchboard.crm.base.CrmNotice` in ``notices`` (and to ``on_notice`` if given), because the
 admin has to re-link the revoked user even though calls keep succeeding.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -20,8 +21,8 @@ from urllib.parse import quote
 
 import requests
 
-from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser
-from switchboard.crm.http import CrmHttp, CrmNotice, channel_identity, describe_message, subject_for, truncate
+from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmNotice, CrmRejected, CrmUser
+from switchboard.crm.http import CrmHttp, channel_identity, describe_message, subject_for, truncate
 from switchboard.envelope import Envelope
 
 DEFAULT_API_VERSION = "59.0"
@@ -35,6 +36,7 @@ COMMENT_LIMIT = 4000
 # OAuth errors that condemn one refresh token but say nothing about the others.
 _TOKEN_REFUSED = frozenset({"invalid_grant", "inactive_user"})
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 
 
 def normalise_org_id(value: str) -> str:
@@ -250,7 +252,21 @@ class SalesforceAdapter(CrmAdapter):
             raise self.http.error(CrmRejected, f"{sobject} upsert returned no id", status=response.status_code)
         return str(record_id)
 
+    def _existing_contact(self, contact_id: str) -> str | None:
+        """The authenticated contact id, when it names a Contact this org has (ids are 15 or 18 letters and digits)."""
+        if not _RECORD_ID.match(contact_id):
+            return None
+        response = self._api("GET", f"sobjects/Contact/{contact_id}", params={"fields": "Id"}, passthrough=(400, 404))
+        if response.status_code >= 400:
+            return None
+        found = self.http.json_object(response).get("Id")
+        return str(found) if found else None
+
     def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
+        if conversation.contact_id:
+            found = self._existing_contact(conversation.contact_id)
+            if found is not None:
+                return found
         customer = conversation.customer
         identity = channel_identity(conversation.channel, conversation.account_id, customer.id)
         body: dict[str, Any] = {"LastName": truncate(customer.name or f"{conversation.channel} customer {customer.id}", 80)}
@@ -260,8 +276,15 @@ class SalesforceAdapter(CrmAdapter):
         return self._upsert("Contact", self.contact_id_field, identity, body, headers)
 
     def open_ticket(
-        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
+        self,
+        conversation: ConversationRef,
+        *,
+        contact_id: str,
+        first_message: Envelope,
+        owner_id: str | None,
+        retry: bool = False,
     ) -> str:
+        # An upsert keyed on the conversation id: a retry updates the Case it already wrote.
         body: dict[str, Any] = {
             "Subject": subject_for(conversation.channel, first_message, SUBJECT_LIMIT),
             "Description": truncate(describe_message(first_message), DESCRIPTION_LIMIT),
@@ -275,5 +298,6 @@ class SalesforceAdapter(CrmAdapter):
     def append_message(
         self, conversation: ConversationRef, *, ticket_id: str, contact_id: str, message: Envelope, owner_id: str | None
     ) -> None:
+        # CaseComment has no owner of its own: it is created by the linked admin (the API user) in every mode.
         body = {"ParentId": ticket_id, "CommentBody": truncate(describe_message(message), COMMENT_LIMIT)}
         self._api("POST", "sobjects/CaseComment", json_body=body)

@@ -2,7 +2,9 @@
 
 Contacts are end users keyed by ``external_id`` (the channel identity), so ``create_or_update`` is
 one idempotent call. Tickets carry an ``Idempotency-Key`` derived from the conversation id: a retry
-within Zendesk's two-hour window returns the original ticket instead of opening a second one.
+within Zendesk's two-hour window returns the original ticket instead of opening a second one. Keys
+expire, so a retry the stage marks as such (an earlier attempt may have reached Zendesk) first looks
+for the ticket by its ``external_id``, the conversation id.
 """
 
 from __future__ import annotations
@@ -67,7 +69,21 @@ class ZendeskAdapter(CrmAdapter):
             self._me = CrmUser(id=str(user["id"]), name=user.get("name"))
         return self._me
 
+    def _existing_user(self, user_id: str) -> str | None:
+        """The authenticated contact id, when it names a Zendesk user (ids are numbers)."""
+        if not user_id.isdigit():
+            return None
+        response = self._call("GET", f"users/{user_id}.json", passthrough=(404,))
+        if response.status_code == 404:
+            return None
+        user = self.http.json_object(response).get("user") or {}
+        return str(user["id"]) if isinstance(user, dict) and user.get("id") is not None else None
+
     def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
+        if conversation.contact_id:
+            found = self._existing_user(conversation.contact_id)
+            if found is not None:
+                return found
         customer = conversation.customer
         identity = channel_identity(conversation.channel, conversation.account_id, customer.id)
         user: dict[str, Any] = {
@@ -85,8 +101,18 @@ class ZendeskAdapter(CrmAdapter):
         return str(created["id"])
 
     def open_ticket(
-        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
+        self,
+        conversation: ConversationRef,
+        *,
+        contact_id: str,
+        first_message: Envelope,
+        owner_id: str | None,
+        retry: bool = False,
     ) -> str:
+        if retry:
+            found = self._find_ticket(conversation.conversation_id)
+            if found is not None:
+                return found
         requester = _zendesk_id(contact_id)
         ticket: dict[str, Any] = {
             "subject": subject_for(conversation.channel, first_message, SUBJECT_LIMIT),
@@ -129,4 +155,7 @@ class ZendeskAdapter(CrmAdapter):
         self, conversation: ConversationRef, *, ticket_id: str, contact_id: str, message: Envelope, owner_id: str | None
     ) -> None:
         comment = {"body": describe_message(message), "public": True, "author_id": _zendesk_id(contact_id)}
-        self._call("PUT", f"tickets/{ticket_id}.json", json_body={"ticket": {"comment": comment}})
+        ticket: dict[str, Any] = {"comment": comment}
+        if owner_id:
+            ticket["assignee_id"] = _zendesk_id(owner_id)  # default_user.always: the admin keeps the ticket
+        self._call("PUT", f"tickets/{ticket_id}.json", json_body={"ticket": ticket})

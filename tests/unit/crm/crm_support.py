@@ -98,3 +98,11 @@ def make_envelope(**changes: Any) -> Envelope:
         conversation_id="conv-0001",
     )
     return base.with_(**changes)
+
+
+def split_section(section: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A config file's crm section -> (settings document as stored, secrets)."""
+    doc = dict(section)
+    secrets = doc.pop("secrets")
+    doc.setdefault("default_user", {"enabled": False, "always": False})
+    return doc, secrets

@@ -262,3 +262,55 @@ def test_call_count_for_a_conversation(
     assert adapter.http.calls.snapshot() == {"token": 1, "whoami": 1, "api": 2, "total": 4}
     adapter.append_message(conversation, ticket_id=incident, contact_id=contact, message=later_message, owner_id=None)
     assert adapter.http.calls.api == 3 and adapter.http.calls.total == 5
+
+
+def test_append_with_default_user_always_owns_the_note(
+    rsps: responses.RequestsMock, adapter: DynamicsAdapter, conversation: ConversationRef, later_message: Envelope
+) -> None:
+    note_id = record_id("annotation", later_message.id)
+    serve(rsps, "dynamics", "token")
+    _upserted(rsps, "annotations", note_id)
+    adapter.append_message(conversation, ticket_id=INCIDENT_ID, contact_id=CONTACT_ID, message=later_message, owner_id=APP_USER)
+    assert body_of(rsps.calls[1])["ownerid@odata.bind"] == f"/systemusers({APP_USER})"
+
+
+def test_ticket_owner_without_default_user_is_the_application_user(
+    rsps: responses.RequestsMock, adapter: DynamicsAdapter
+) -> None:
+    serve(rsps, "dynamics", "token")
+    serve(rsps, "dynamics", "whoami")
+    assert adapter.ticket_owner(None) == APP_USER
+    assert adapter.ticket_owner(AGENT) == AGENT
+    assert len(rsps.calls) == 2
+
+
+def test_authenticated_contact_id_is_used_when_dynamics_has_it(
+    rsps: responses.RequestsMock, adapter: DynamicsAdapter, conversation: ConversationRef
+) -> None:
+    known = "6a1d0c55-2b3e-4f60-9a7b-8c9d0e1f2a3b"
+    serve(rsps, "dynamics", "token")
+    rsps.add(responses.GET, f"{API}/contacts({known})?%24select=contactid", json={"contactid": known.upper()})
+    signed_in = ConversationRef(**{**conversation.__dict__, "contact_id": known})
+    assert adapter.upsert_contact(signed_in, owner_id=None) == known
+    assert len(rsps.calls) == 2
+
+
+def test_authenticated_contact_id_unknown_to_dynamics_falls_back_to_the_identity(
+    rsps: responses.RequestsMock, adapter: DynamicsAdapter, conversation: ConversationRef
+) -> None:
+    gone = "00000000-2b3e-4f60-9a7b-8c9d0e1f2a3b"
+    serve(rsps, "dynamics", "token")
+    rsps.add(
+        responses.GET,
+        f"{API}/contacts({gone})?%24select=contactid",
+        status=404,
+        json={"error": {"code": "0x80040217", "message": "contact With Id = gone Does Not Exist"}},
+    )
+    _upserted(rsps, "contacts", CONTACT_ID)
+    signed_in = ConversationRef(**{**conversation.__dict__, "contact_id": gone})
+    assert adapter.upsert_contact(signed_in, owner_id=None) == CONTACT_ID
+    # Not a GUID: not even looked up.
+    _upserted(rsps, "contacts", CONTACT_ID)
+    portal = ConversationRef(**{**conversation.__dict__, "contact_id": "portal-user-17"})
+    assert adapter.upsert_contact(portal, owner_id=None) == CONTACT_ID
+    assert len(rsps.calls) == 4

@@ -60,12 +60,10 @@ def test_unknown_contact_404_then_create(
 def test_open_ticket_creates_conversation_then_first_message(
     rsps: responses.RequestsMock, adapter: KustomerAdapter, conversation: ConversationRef, first_message: Envelope
 ) -> None:
-    serve(rsps, "kustomer", "conversation_not_found")
     serve(rsps, "kustomer", "conversation_created")
     serve(rsps, "kustomer", "message_created")
     assert adapter.open_ticket(conversation, contact_id=CUSTOMER, first_message=first_message, owner_id=OWNER) == CONVERSATION
-    lookup, create, message = rsps.calls
-    assert lookup.request.url == f"{BASE}/v1/conversations/externalId=conv-0001"
+    create, message = rsps.calls  # a first attempt looks nothing up: two calls
     assert create.request.url == f"{BASE}/v1/customers/{CUSTOMER}/conversations"
     assert body_of(create) == {
         "externalId": "conv-0001",
@@ -87,19 +85,57 @@ def test_open_ticket_creates_conversation_then_first_message(
 def test_open_ticket_unassigned_without_default_user(
     rsps: responses.RequestsMock, adapter: KustomerAdapter, conversation: ConversationRef, first_message: Envelope
 ) -> None:
-    serve(rsps, "kustomer", "conversation_not_found")
     serve(rsps, "kustomer", "conversation_created")
     serve(rsps, "kustomer", "message_created")
     adapter.open_ticket(conversation, contact_id=CUSTOMER, first_message=first_message, owner_id=None)
-    assert "assignedUsers" not in body_of(rsps.calls[1])
+    assert "assignedUsers" not in body_of(rsps.calls[0])
 
 
 def test_retried_open_ticket_reuses_the_conversation(
     rsps: responses.RequestsMock, adapter: KustomerAdapter, conversation: ConversationRef, first_message: Envelope
 ) -> None:
     serve(rsps, "kustomer", "conversation_found_with_messages")
-    assert adapter.open_ticket(conversation, contact_id=CUSTOMER, first_message=first_message, owner_id=None) == CONVERSATION
+    assert (
+        adapter.open_ticket(conversation, contact_id=CUSTOMER, first_message=first_message, owner_id=None, retry=True)
+        == CONVERSATION
+    )
     assert len(rsps.calls) == 1  # neither a second conversation nor a second copy of the first message
+    assert rsps.calls[0].request.url == f"{BASE}/v1/conversations/externalId=conv-0001"
+
+
+def test_retry_after_a_lost_create_looks_up_then_creates(
+    rsps: responses.RequestsMock, adapter: KustomerAdapter, conversation: ConversationRef, first_message: Envelope
+) -> None:
+    serve(rsps, "kustomer", "conversation_not_found")
+    serve(rsps, "kustomer", "conversation_created")
+    serve(rsps, "kustomer", "message_created")
+    ticket = adapter.open_ticket(conversation, contact_id=CUSTOMER, first_message=first_message, owner_id=None, retry=True)
+    assert ticket == CONVERSATION
+    assert [c.request.method for c in rsps.calls] == ["GET", "POST", "POST"]
+
+
+def test_authenticated_contact_id_is_used_when_kustomer_has_it(
+    rsps: responses.RequestsMock, adapter: KustomerAdapter, conversation: ConversationRef
+) -> None:
+    rsps.add(responses.GET, f"{BASE}/v1/customers/{CUSTOMER}", json={"data": {"type": "customer", "id": CUSTOMER}})
+    signed_in = ConversationRef(**{**conversation.__dict__, "contact_id": CUSTOMER})
+    assert adapter.upsert_contact(signed_in, owner_id=None) == CUSTOMER
+    assert len(rsps.calls) == 1
+
+
+def test_authenticated_contact_id_unknown_to_kustomer_falls_back_to_the_identity(
+    rsps: responses.RequestsMock, adapter: KustomerAdapter, conversation: ConversationRef
+) -> None:
+    other = "0123456789abcdef01234567"
+    rsps.add(responses.GET, f"{BASE}/v1/customers/{other}", status=404, json={"errors": [{"code": "not_found"}]})
+    serve(rsps, "kustomer", "customer_found")
+    signed_in = ConversationRef(**{**conversation.__dict__, "contact_id": other})
+    assert adapter.upsert_contact(signed_in, owner_id=None) == CUSTOMER
+    # A sub that is not a Kustomer id at all is not even looked up.
+    serve(rsps, "kustomer", "customer_found")
+    portal_user = ConversationRef(**{**conversation.__dict__, "contact_id": "portal|user-17"})
+    assert adapter.upsert_contact(portal_user, owner_id=None) == CUSTOMER
+    assert len(rsps.calls) == 3
 
 
 def test_facebook_channel_maps_to_facebook(
@@ -179,13 +215,12 @@ def test_call_count_for_a_conversation(
 ) -> None:
     serve(rsps, "kustomer", "token_current")
     serve(rsps, "kustomer", "customer_found")
-    serve(rsps, "kustomer", "conversation_not_found")
     serve(rsps, "kustomer", "conversation_created")
     serve(rsps, "kustomer", "message_created")
     serve(rsps, "kustomer", "message_created")
     owner = adapter.whoami().id
     contact = adapter.upsert_contact(conversation, owner_id=owner)
     ticket = adapter.open_ticket(conversation, contact_id=contact, first_message=first_message, owner_id=owner)
-    assert adapter.http.calls.snapshot() == {"token": 0, "whoami": 1, "api": 4, "total": 5}
+    assert adapter.http.calls.snapshot() == {"token": 0, "whoami": 1, "api": 3, "total": 4}
     adapter.append_message(conversation, ticket_id=ticket, contact_id=contact, message=later_message, owner_id=None)
-    assert adapter.http.calls.api == 5
+    assert adapter.http.calls.api == 4

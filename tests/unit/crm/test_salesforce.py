@@ -5,8 +5,7 @@ import requests
 import responses
 from crm_support import SF_CLIENT_ID, SF_CLIENT_SECRET, SF_REFRESH_1, SF_REFRESH_2, body_of, form_of, load, serve
 
-from switchboard.crm.base import ConversationRef, CrmAuthError, CrmRateLimited, CrmRejected, CrmRetryable
-from switchboard.crm.http import CrmNotice
+from switchboard.crm.base import ConversationRef, CrmAuthError, CrmNotice, CrmRateLimited, CrmRejected, CrmRetryable
 from switchboard.crm.salesforce import SalesforceAdapter, normalise_org_id
 from switchboard.envelope import Envelope
 
@@ -318,3 +317,46 @@ def test_pre_46_upsert_204_reads_the_id(
     rsps.add(responses.GET, old, json={"attributes": {"type": "Contact"}, "Id": "0035g00000XyZ12AAB"})
     assert adapter.upsert_contact(conversation, owner_id=None) == "0035g00000XyZ12AAB"
     assert rsps.calls[2].request.url == old + "?fields=Id"
+
+
+def test_authenticated_contact_id_is_used_when_salesforce_has_it(
+    rsps: responses.RequestsMock, adapter: SalesforceAdapter, conversation: ConversationRef
+) -> None:
+    serve(rsps, "salesforce", "token")
+    rsps.add(
+        responses.GET,
+        f"{DATA}/sobjects/Contact/0035g00000XyZ12AAB?fields=Id",
+        json={"attributes": {"type": "Contact"}, "Id": "0035g00000XyZ12AAB"},
+    )
+    signed_in = ConversationRef(**{**conversation.__dict__, "contact_id": "0035g00000XyZ12AAB"})
+    assert adapter.upsert_contact(signed_in, owner_id=None) == "0035g00000XyZ12AAB"
+    assert len(rsps.calls) == 2  # the token, then the look-up: no upsert
+
+
+def test_authenticated_contact_id_unknown_to_salesforce_falls_back_to_the_identity(
+    rsps: responses.RequestsMock, adapter: SalesforceAdapter, conversation: ConversationRef
+) -> None:
+    serve(rsps, "salesforce", "token")
+    rsps.add(
+        responses.GET,
+        f"{DATA}/sobjects/Contact/0035g00000Gone1AAB?fields=Id",
+        status=404,
+        json=[{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}],
+    )
+    serve(rsps, "salesforce", "contact_created")
+    signed_in = ConversationRef(**{**conversation.__dict__, "contact_id": "0035g00000Gone1AAB"})
+    assert adapter.upsert_contact(signed_in, owner_id=None) == "0035g00000XyZ12AAB"
+    assert rsps.calls[2].request.method == "PATCH" and rsps.calls[2].request.url == CONTACT_URL
+
+
+def test_case_comment_has_no_owner_even_with_default_user_always(
+    rsps: responses.RequestsMock, adapter: SalesforceAdapter, conversation: ConversationRef, later_message: Envelope
+) -> None:
+    """CaseComment has no OwnerId: it is created by the linked admin (the API user), whoever owns the case."""
+    serve(rsps, "salesforce", "token")
+    serve(rsps, "salesforce", "case_comment_created")
+    adapter.append_message(
+        conversation, ticket_id="5005g00000AbCdEAAZ", contact_id="0035g00000XyZ12AAB", message=later_message, owner_id="0055g"
+    )
+    assert body_of(rsps.calls[1]) == {"ParentId": "5005g00000AbCdEAAZ", "CommentBody": "It arrived broken"}
+    assert "Sforce-Auto-Assign" not in rsps.calls[1].request.headers

@@ -194,3 +194,56 @@ def test_call_count_for_a_conversation(
     assert adapter.http.calls.snapshot() == {"token": 0, "whoami": 1, "api": 2, "total": 3}
     adapter.append_message(conversation, ticket_id=ticket, contact_id=contact, message=later_message, owner_id=None)
     assert adapter.http.calls.api == 3
+
+
+def test_retry_finds_the_ticket_an_earlier_attempt_opened(
+    rsps: responses.RequestsMock, adapter: ZendeskAdapter, conversation: ConversationRef, first_message: Envelope
+) -> None:
+    serve(rsps, "zendesk", "tickets_by_external_id")
+    ticket = adapter.open_ticket(conversation, contact_id="8193477002", first_message=first_message, owner_id=None, retry=True)
+    assert ticket == "35436"
+    assert [c.request.method for c in rsps.calls] == ["GET"]  # found by external_id: nothing created, key or no key
+
+
+def test_retry_without_an_earlier_ticket_creates_it(
+    rsps: responses.RequestsMock, adapter: ZendeskAdapter, conversation: ConversationRef, first_message: Envelope
+) -> None:
+    rsps.add(responses.GET, f"{API}/tickets.json?external_id=conv-0001", json={"tickets": [], "count": 0})
+    serve(rsps, "zendesk", "ticket_created")
+    ticket = adapter.open_ticket(conversation, contact_id="8193477002", first_message=first_message, owner_id=None, retry=True)
+    assert ticket == "35436"
+    assert rsps.calls[1].request.headers["Idempotency-Key"] == "switchboard-ticket-conv-0001"
+
+
+def test_append_with_default_user_always_keeps_the_admin_assigned(
+    rsps: responses.RequestsMock, adapter: ZendeskAdapter, conversation: ConversationRef, later_message: Envelope
+) -> None:
+    serve(rsps, "zendesk", "ticket_updated")
+    adapter.append_message(
+        conversation, ticket_id="35436", contact_id="8193477002", message=later_message, owner_id="361898904439"
+    )
+    assert body_of(rsps.calls[0])["ticket"]["assignee_id"] == 361898904439
+
+
+def test_authenticated_contact_id_is_used_when_zendesk_has_it(
+    rsps: responses.RequestsMock, adapter: ZendeskAdapter, conversation: ConversationRef
+) -> None:
+    rsps.add(responses.GET, f"{API}/users/8193477002.json", json={"user": {"id": 8193477002, "role": "end-user"}})
+    signed_in = ConversationRef(**{**conversation.__dict__, "contact_id": "8193477002"})
+    assert adapter.upsert_contact(signed_in, owner_id=None) == "8193477002"
+    assert len(rsps.calls) == 1
+
+
+def test_authenticated_contact_id_unknown_to_zendesk_falls_back_to_the_identity(
+    rsps: responses.RequestsMock, adapter: ZendeskAdapter, conversation: ConversationRef
+) -> None:
+    rsps.add(responses.GET, f"{API}/users/777.json", status=404, json={"error": "RecordNotFound", "description": "Not found"})
+    serve(rsps, "zendesk", "user_created")
+    signed_in = ConversationRef(**{**conversation.__dict__, "contact_id": "777"})
+    assert adapter.upsert_contact(signed_in, owner_id=None) == "8193477002"
+    assert body_of(rsps.calls[1])["user"]["external_id"] == IDENTITY
+    # A sub that cannot be a Zendesk user id is not looked up at all.
+    serve(rsps, "zendesk", "user_created")
+    portal = ConversationRef(**{**conversation.__dict__, "contact_id": "auth0|5f7c"})
+    assert adapter.upsert_contact(portal, owner_id=None) == "8193477002"
+    assert len(rsps.calls) == 3

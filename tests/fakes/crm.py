@@ -1,0 +1,801 @@
+"""A fake CRM: one local HTTP server that answers as Zendesk, Salesforce, Dynamics 365 and Kustomer.
+
+It keeps the records it is asked to write and behaves like the real APIs where exactly-once depends
+on it (protocols.md section 5): Zendesk replays a ticket create with the same ``Idempotency-Key``
+and refuses the key with another body; Salesforce upserts by external id (201 created, 200
+updated) and lets assignment rules overwrite ``OwnerId`` unless ``Sforce-Auto-Assign: FALSE``;
+Dynamics upserts on a client-chosen key, answers ``If-None-Match: *`` on an existing row with 412,
+and answers 204 with ``OData-EntityId`` or 201 with the row (``Prefer: return=representation``, or
+``representation = True`` to force it); Kustomer finds customers and conversations by
+``externalId``. Creates that the real API does not deduplicate (a Zendesk ticket without a key, a
+Kustomer customer) are not deduplicated here either, so a test sees every duplicate.
+
+Small API (for the CRM tests, the e2e suite and later load-and-fault runs)::
+
+    with FakeCrm() as crm:
+        section = crm.config("zendesk")          # the config file's `crm:` section, secrets included
+        crm.fail_next(1, status=500)             # the next API call answers 500
+        crm.fail_next(1, status=429, retry_after=1)
+        crm.fail_rate(0.2, status=503)           # a fifth of API calls fail, at random
+        crm.expire_tokens("salesforce")          # issued access tokens stop working: 401, then refresh
+        crm.records("zendesk", "tickets")        # what was written, oldest first
+        crm.calls(provider="zendesk", kind="api")  # the request log (kind: token | whoami | api)
+
+Faults apply to ``api`` calls only unless ``kinds`` says otherwise, so token and who-am-I calls
+stay predictable. Runs on 127.0.0.1, port 0, in a daemon thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+PROVIDERS = ("zendesk", "salesforce", "dynamics", "kustomer")
+
+ZENDESK_EMAIL = "admin@fake-crm.example"
+ZENDESK_TOKEN = "fake-zendesk-api-token-7Qm2"
+ZENDESK_ADMIN_ID = 1001
+
+SF_CLIENT_ID = "3MVG9fakeSalesforceConnectedApp"
+SF_CLIENT_SECRET = "fake-sf-client-secret-9d1e"
+SF_REFRESH_TOKENS = ("5Aep861.fake-refresh-admin-one", "5Aep861.fake-refresh-admin-two")
+SF_ORG_ID = "00D5g000004Jj18"
+SF_API_VERSION = "59.0"
+SF_CONTACT_FIELD = "Switchboard_Identity__c"
+SF_CASE_FIELD = "Switchboard_Conversation_Id__c"
+SF_DEFAULT_CASE_OWNER = "00G5g000000CaseQAAS"  # where assignment rules put a case (a queue)
+
+DYN_TENANT = "6f6c2f4e-0d3a-4c1e-9b55-1f3a2b4c5d6e"
+DYN_CLIENT_ID = "0b6e8f3a-2d4c-4f1e-9a7b-5c3d2e1f0a9b"
+DYN_CLIENT_SECRET = "fake-dyn-secret~Qx7.Yb3"
+DYN_APP_USER = "7d2b1c4e-5f6a-4b8c-9d0e-1f2a3b4c5d6e"
+
+KUSTOMER_API_KEY = "fake-kustomer-api-key.eyJ1c2VyIjoiNjQifQ"
+KUSTOMER_USER = "64b7f0e2c9a1d3001f2e4a00"
+KUSTOMER_CHANNELS = frozenset(
+    {"email", "sms", "chat", "facebook", "twitter-dm", "twitter-tweet", "voice", "instagram", "whatsapp"}
+)
+
+_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_ENTITY = re.compile(r"^(\w+)\(([0-9a-fA-F-]{36})\)$")
+
+
+def salesforce_18(id15: str) -> str:
+    """The case-safe 18-character form of a 15-character Salesforce id."""
+    suffix = ""
+    for chunk in range(3):
+        bits = sum(1 << j for j, c in enumerate(id15[chunk * 5 : chunk * 5 + 5]) if c.isupper())
+        suffix += _CHECKSUM[bits]
+    return id15 + suffix
+
+
+SF_USERS = {token: salesforce_18(f"0055g00000Adm{n:02d}") for n, token in enumerate(SF_REFRESH_TOKENS, start=1)}
+
+
+@dataclass
+class Call:
+    provider: str
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    kind: str  # token | whoami | api
+    headers: dict[str, str]
+    body: Any
+    at: float  # time.monotonic()
+    fault: bool = False
+
+
+@dataclass
+class _Fault:
+    status: int
+    remaining: int | None  # None: by rate
+    rate: float = 1.0
+    provider: str | None = None
+    retry_after: float | None = None
+    method: str | None = None
+    path_contains: str | None = None
+    kinds: tuple[str, ...] = ("api",)
+
+    def matches(self, provider: str, method: str, path: str, kind: str) -> bool:
+        return (
+            (self.provider is None or self.provider == provider)
+            and (self.method is None or self.method == method)
+            and (self.path_contains is None or self.path_contains in path)
+            and kind in self.kinds
+        )
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeCrm:
+    def __init__(self, *, seed: int = 7) -> None:
+        self._lock = threading.RLock()
+        self._random = random.Random(seed)
+        self._faults: list[_Fault] = []
+        self.log: list[Call] = []
+        self.records_by: dict[str, dict[str, dict[str, dict[str, Any]]]] = {p: {} for p in PROVIDERS}
+        self._ids = itertools.count(1)
+        self._tokens: dict[str, set[str]] = {p: set() for p in PROVIDERS}
+        self.revoked_refresh_tokens: set[str] = set()
+        self.representation = False  # Dynamics: answer every write with 201 + the row
+        self.errors: list[str] = []  # bugs in the fake itself; a test can assert there are none
+        self.zendesk_keys: dict[str, tuple[str, _Answer]] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self.url = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> FakeCrm:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body leave in two writes; without this each answer waits out a delayed ACK (~40 ms).
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                answer = fake._dispatch(self.command, self.path, dict(self.headers.items()), raw)
+                payload = b"" if answer.body is None else json.dumps(answer.body).encode("utf-8")
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                if answer.body is not None:
+                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-crm", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeCrm:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what a test configures --------------------------------------------------------------------
+    def config(self, provider: str, *, default_user: dict[str, bool] | None = None, **overrides: Any) -> dict[str, Any]:
+        """The `crm:` section of a configuration file pointing at this fake, with valid secrets."""
+        sections: dict[str, dict[str, Any]] = {
+            "zendesk": {"base_url": f"{self.url}/zendesk", "email": ZENDESK_EMAIL, "secrets": {"api_token": ZENDESK_TOKEN}},
+            "salesforce": {
+                "login_url": f"{self.url}/salesforce",
+                "org_id": SF_ORG_ID,
+                "api_version": SF_API_VERSION,
+                "secrets": {
+                    "client_id": SF_CLIENT_ID,
+                    "client_secret": SF_CLIENT_SECRET,
+                    "refresh_tokens": list(SF_REFRESH_TOKENS),
+                },
+            },
+            "dynamics": {
+                "org_url": f"{self.url}/dynamics",
+                "tenant_id": DYN_TENANT,
+                "authority_url": f"{self.url}/dynamics-login",
+                "secrets": {"client_id": DYN_CLIENT_ID, "client_secret": DYN_CLIENT_SECRET},
+            },
+            "kustomer": {"base_url": f"{self.url}/kustomer", "secrets": {"api_key": KUSTOMER_API_KEY}},
+        }
+        section = {"provider": provider, **sections[provider]}
+        if default_user is not None:
+            section["default_user"] = default_user
+        for key, value in overrides.items():
+            if key == "secrets":
+                section["secrets"] = {**section["secrets"], **value}
+            else:
+                section[key] = value
+        return section
+
+    def admin_id(self, provider: str, *, admin: int = 1) -> str:
+        """The id the fake gives the credentials' own user (the default user); Salesforce: of linked admin #``admin``."""
+        return {
+            "zendesk": str(ZENDESK_ADMIN_ID),
+            "salesforce": SF_USERS[SF_REFRESH_TOKENS[admin - 1]],
+            "dynamics": DYN_APP_USER,
+            "kustomer": KUSTOMER_USER,
+        }[provider]
+
+    def fail_next(
+        self,
+        count: int = 1,
+        *,
+        status: int = 500,
+        provider: str | None = None,
+        retry_after: float | None = None,
+        method: str | None = None,
+        path_contains: str | None = None,
+        kinds: Iterable[str] = ("api",),
+    ) -> None:
+        with self._lock:
+            self._faults.append(_Fault(status, count, 1.0, provider, retry_after, method, path_contains, tuple(kinds)))
+
+    def fail_rate(
+        self,
+        fraction: float,
+        *,
+        status: int = 500,
+        provider: str | None = None,
+        retry_after: float | None = None,
+        kinds: Iterable[str] = ("api",),
+    ) -> None:
+        with self._lock:
+            self._faults.append(_Fault(status, None, fraction, provider, retry_after, kinds=tuple(kinds)))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def expire_tokens(self, provider: str | None = None) -> None:
+        """Every access token issued so far stops working (the next call gets 401, a refresh gets a new one)."""
+        with self._lock:
+            for name in [provider] if provider else list(PROVIDERS):
+                self._tokens[name].clear()
+
+    def revoke_refresh_token(self, token: str) -> None:
+        """A Salesforce admin's refresh token is revoked: the grant answers invalid_grant."""
+        with self._lock:
+            self.revoked_refresh_tokens.add(token)
+
+    # -- what a test reads -------------------------------------------------------------------------
+    def records(self, provider: str, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self.records_by[provider].get(kind, {}).values()]
+
+    def calls(self, *, provider: str | None = None, kind: str | None = None) -> list[Call]:
+        with self._lock:
+            return [c for c in self.log if (provider is None or c.provider == provider) and (kind is None or c.kind == kind)]
+
+    def reset(self) -> None:
+        """Forget records, log, faults and tokens (not the server)."""
+        with self._lock:
+            self.records_by = {p: {} for p in PROVIDERS}
+            self.log.clear()
+            self._faults.clear()
+            self.zendesk_keys.clear()
+            self.revoked_refresh_tokens.clear()
+            self.representation = False
+            for tokens in self._tokens.values():
+                tokens.clear()
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _store(self, provider: str, kind: str) -> dict[str, dict[str, Any]]:
+        return self.records_by[provider].setdefault(kind, {})
+
+    def _next(self) -> int:
+        return next(self._ids)
+
+    def _issue(self, provider: str) -> str:
+        token = f"fake-{provider}-access-{uuid.uuid4().hex}"
+        self._tokens[provider].add(token)
+        return token
+
+    def _bearer_ok(self, provider: str, headers: dict[str, str]) -> bool:
+        auth = _header(headers, "Authorization") or ""
+        return auth.startswith("Bearer ") and auth[7:] in self._tokens[provider]
+
+    def _dispatch(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> _Answer:
+        split = urlsplit(target)
+        path = unquote(split.path)
+        query = {k: v[0] for k, v in parse_qs(split.query).items()}
+        body: Any = None
+        if raw:
+            text = raw.decode("utf-8")
+            content_type = _header(headers, "Content-Type") or ""
+            if "json" in content_type:
+                try:
+                    body = json.loads(text)
+                except ValueError:
+                    body = text
+            else:
+                body = {k: v[0] for k, v in parse_qs(text).items()}
+        route, rest = _provider_of(path)
+        kind = _kind_of(route, rest)
+        provider = "dynamics" if route == "dynamics-login" else route
+        with self._lock:
+            fault = self._fault_for(provider, method, rest, kind)
+            if fault is not None:
+                answer = _fault_answer(provider, fault)
+            elif route is None:
+                answer = _Answer(404, {"error": "no such fake"})
+            else:
+                handler = getattr(self, f"_{route.replace('-', '_')}")
+                try:
+                    answer = handler(method, rest, query, headers, body)
+                except _Reply as reply:
+                    answer = reply.answer
+                except Exception as exc:  # a bug in the fake must show, not hang the client
+                    self.errors.append(f"{method} {path}: {exc!r}")
+                    answer = _Answer(599, {"error": "FakeCrmBug", "description": repr(exc)})
+            self.log.append(
+                Call(
+                    provider=provider or "?",
+                    method=method,
+                    path=path,
+                    query=query,
+                    status=answer.status,
+                    kind=kind,
+                    headers={k: v for k, v in headers.items() if k.lower() in _LOGGED_HEADERS},
+                    body=body if not (isinstance(body, dict) and kind == "token") else {"grant_type": body.get("grant_type")},
+                    at=time.monotonic(),
+                    fault=fault is not None,
+                )
+            )
+            # Serialised here, under the lock: the records an answer shows may change right after.
+            return _Answer(answer.status, None if answer.body is None else json.loads(json.dumps(answer.body)), answer.headers)
+
+    def _fault_for(self, provider: str | None, method: str, path: str, kind: str) -> _Fault | None:
+        if provider is None:
+            return None
+        for fault in self._faults:
+            if not fault.matches(provider, method, path, kind):
+                continue
+            if fault.remaining is not None:
+                if fault.remaining <= 0:
+                    continue
+                fault.remaining -= 1
+                return fault
+            if self._random.random() < fault.rate:
+                return fault
+        return None
+
+    # -- Zendesk -----------------------------------------------------------------------------------
+    def _zendesk(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any) -> _Answer:
+        path = path.removeprefix("/api/v2/").removesuffix(".json")
+        auth = _header(headers, "Authorization")
+        expected = "Basic " + base64.b64encode(f"{ZENDESK_EMAIL}/token:{ZENDESK_TOKEN}".encode()).decode()
+        if auth is None and path == "users/me":
+            return _Answer(200, {"user": {"id": None, "name": "Anonymous user", "role": "end-user"}})
+        if auth != expected:
+            return _Answer(401, {"error": "Couldn't authenticate you"})
+        users, tickets = self._store("zendesk", "users"), self._store("zendesk", "tickets")
+        users.setdefault(
+            str(ZENDESK_ADMIN_ID), {"id": ZENDESK_ADMIN_ID, "name": "Fake Admin", "email": ZENDESK_EMAIL, "role": "admin"}
+        )
+        if method == "GET" and path == "users/me":
+            return _Answer(200, {"user": users[str(ZENDESK_ADMIN_ID)]})
+        if method == "GET" and (m := re.fullmatch(r"users/(\d+)", path)):
+            user = users.get(m.group(1))
+            return _Answer(200, {"user": user}) if user else _Answer(404, {"error": "RecordNotFound", "description": "Not found"})
+        if method == "POST" and path == "users/create_or_update":
+            wanted = _need(body, "user", dict)
+            match = next(
+                (
+                    u
+                    for u in users.values()
+                    if (wanted.get("external_id") and u.get("external_id") == wanted.get("external_id"))
+                    or (wanted.get("email") and u.get("email") == wanted.get("email"))
+                ),
+                None,
+            )
+            if match is not None:
+                match.update({k: v for k, v in wanted.items() if k != "id"})
+                return _Answer(200, {"user": match})
+            user = {"id": 5000 + self._next(), "role": "end-user", **wanted}
+            users[str(user["id"])] = user
+            return _Answer(201, {"user": user})
+        if method == "POST" and path == "tickets":
+            key = _header(headers, "Idempotency-Key")
+            digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+            if key is not None and key in self.zendesk_keys:
+                seen, answer = self.zendesk_keys[key]
+                if seen != digest:
+                    return _Answer(
+                        400,
+                        {
+                            "error": "IdempotentRequestError",
+                            "description": "Request parameters don't match the given idempotency key",
+                        },
+                    )
+                return _Answer(answer.status, answer.body, {"x-idempotency-lookup": "hit"})
+            ticket = dict(_need(body, "ticket", dict))
+            problems = []
+            if not str(ticket.get("subject") or "").strip():
+                problems.append({"description": "Subject: cannot be blank", "error": "BlankValue", "field_key": "subject"})
+            if str(ticket.get("requester_id")) not in users:
+                problems.append({"description": "Requester: is invalid", "error": "InvalidValue", "field_key": "requester_id"})
+            if ticket.get("assignee_id") is not None and ticket["assignee_id"] != ZENDESK_ADMIN_ID:
+                problems.append({"description": "Assignee: is not an agent", "error": "InvalidValue", "field_key": "assignee_id"})
+            if problems:
+                return _Answer(
+                    422,
+                    {"error": "RecordInvalid", "description": "Record validation errors", "details": {"base": problems}},
+                )
+            comment = ticket.pop("comment", None)
+            record = {"id": self._next(), "status": "new", "comments": [comment] if comment else [], **ticket}
+            tickets[str(record["id"])] = record
+            answer = _Answer(201, {"ticket": record, "audit": {"events": []}})
+            if key is not None:  # a replay answers what the first call answered, not the ticket as it is now
+                self.zendesk_keys[key] = (digest, _Answer(201, json.loads(json.dumps(answer.body))))
+                answer = _Answer(201, answer.body, {"x-idempotency-lookup": "miss"})
+            return answer
+        if method == "GET" and path == "tickets":
+            found = [t for t in tickets.values() if "external_id" not in query or t.get("external_id") == query["external_id"]]
+            return _Answer(200, {"tickets": found, "count": len(found)})
+        if method == "PUT" and (m := re.fullmatch(r"tickets/(\d+)", path)):
+            record = tickets.get(m.group(1))
+            if record is None:
+                return _Answer(404, {"error": "RecordNotFound", "description": "Not found"})
+            update = dict(_need(body, "ticket", dict))
+            comment = update.pop("comment", None)
+            if comment:
+                record["comments"].append(comment)
+            record.update(update)
+            return _Answer(200, {"ticket": record, "audit": {"events": []}})
+        return _Answer(404, {"error": "InvalidEndpoint", "description": f"{method} {path}"})
+
+    # -- Salesforce --------------------------------------------------------------------------------
+    def _salesforce(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any) -> _Answer:
+        if path == "/services/oauth2/token" and method == "POST":
+            form = body if isinstance(body, dict) else {}
+            if form.get("client_id") != SF_CLIENT_ID or form.get("client_secret") != SF_CLIENT_SECRET:
+                return _Answer(400, {"error": "invalid_client_id", "error_description": "client identifier invalid"})
+            token = form.get("refresh_token", "")
+            if form.get("grant_type") != "refresh_token" or token not in SF_USERS or token in self.revoked_refresh_tokens:
+                return _Answer(400, {"error": "invalid_grant", "error_description": "expired access/refresh token"})
+            return _Answer(
+                200,
+                {
+                    "access_token": self._issue("salesforce"),
+                    "instance_url": f"{self.url}/salesforce",
+                    "id": f"https://login.salesforce.com/id/{salesforce_18(SF_ORG_ID)}/{SF_USERS[token]}",
+                    "token_type": "Bearer",
+                    "issued_at": str(int(time.time() * 1000)),
+                    "signature": "ZmFrZQ==",
+                },
+            )
+        prefix = f"/services/data/v{SF_API_VERSION}/"
+        if not path.startswith(prefix):
+            return _Answer(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+        if not self._bearer_ok("salesforce", headers):
+            return _Answer(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+        path = path[len(prefix) :]
+        api_user = SF_USERS[SF_REFRESH_TOKENS[0]]
+        fields = {"Contact": SF_CONTACT_FIELD, "Case": SF_CASE_FIELD}
+        if m := re.fullmatch(r"sobjects/(Contact|Case)/(\w+)/(.+)", path):
+            sobject, field_name, value = m.groups()
+            if fields[sobject] != field_name:
+                return _Answer(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+            store = self._store("salesforce", sobject)
+            matches = [r for r in store.values() if str(r.get(field_name, "")).lower() == value.lower()]
+            if method == "GET":
+                if not matches:
+                    return _Answer(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+                return _Answer(200, {"attributes": {"type": sobject}, **matches[0]})
+            if method != "PATCH":
+                return _Answer(405, [{"errorCode": "METHOD_NOT_ALLOWED", "message": method}])
+            if len(matches) > 1:
+                return _Answer(300, [f"/services/data/v{SF_API_VERSION}/sobjects/{sobject}/{r['Id']}" for r in matches])
+            fields_in = dict(body or {})
+            problem = self._salesforce_refs(sobject, fields_in)
+            if problem:
+                return _Answer(400, [problem])
+            auto_assign = (_header(headers, "Sforce-Auto-Assign") or "TRUE").upper() != "FALSE"
+            if matches:
+                record = matches[0]
+                record.update(fields_in)
+                if sobject == "Case" and auto_assign:
+                    record["OwnerId"] = SF_DEFAULT_CASE_OWNER
+                return _Answer(200, {"id": record["Id"], "success": True, "errors": [], "created": False})
+            prefix_id = {"Contact": "003", "Case": "500"}[sobject]
+            record = {"Id": salesforce_18(f"{prefix_id}5g{self._next():010d}"), field_name: value, **fields_in}
+            record.setdefault("OwnerId", api_user)
+            if sobject == "Case" and auto_assign:
+                record["OwnerId"] = SF_DEFAULT_CASE_OWNER  # assignment rules run unless told not to
+            record["SforceAutoAssign"] = _header(headers, "Sforce-Auto-Assign")  # what the create was sent with
+            store[record["Id"]] = record
+            return _Answer(201, {"id": record["Id"], "success": True, "errors": [], "created": True})
+        if method == "GET" and (m := re.fullmatch(r"sobjects/(Contact|Case)/(\w{15,18})", path)):
+            found = self._store("salesforce", m.group(1)).get(m.group(2))
+            if found is None:
+                return _Answer(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+            return _Answer(200, {"attributes": {"type": m.group(1)}, **found})
+        if method == "POST" and path == "sobjects/CaseComment":
+            fields_in = dict(body or {})
+            if fields_in.get("ParentId") not in self._store("salesforce", "Case"):
+                return _Answer(
+                    400,
+                    [
+                        {
+                            "message": "Parent ID: id value of incorrect type",
+                            "errorCode": "FIELD_INTEGRITY_EXCEPTION",
+                            "fields": ["ParentId"],
+                        }
+                    ],
+                )
+            record = {"Id": salesforce_18(f"00a5g{self._next():010d}"), "CreatedById": api_user, **fields_in}
+            self._store("salesforce", "CaseComment")[record["Id"]] = record
+            return _Answer(201, {"id": record["Id"], "success": True, "errors": []})
+        return _Answer(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+
+    def _salesforce_refs(self, sobject: str, fields_in: dict[str, Any]) -> dict[str, Any] | None:
+        owner = fields_in.get("OwnerId")
+        if owner is not None and owner not in SF_USERS.values():
+            return {
+                "message": "Owner ID: owner cannot be blank",
+                "errorCode": "INVALID_CROSS_REFERENCE_KEY",
+                "fields": ["OwnerId"],
+            }
+        if sobject == "Case" and fields_in.get("ContactId") not in self._store("salesforce", "Contact"):
+            return {
+                "message": "Contact ID: id value of incorrect type",
+                "errorCode": "INVALID_CROSS_REFERENCE_KEY",
+                "fields": ["ContactId"],
+            }
+        if sobject == "Contact" and not fields_in.get("LastName"):
+            return {
+                "message": "Required fields are missing: [LastName]",
+                "errorCode": "REQUIRED_FIELD_MISSING",
+                "fields": ["LastName"],
+            }
+        return None
+
+    # -- Dynamics 365 ------------------------------------------------------------------------------
+    def _dynamics_login(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any) -> _Answer:
+        if method != "POST" or path != f"/{DYN_TENANT}/oauth2/v2.0/token":
+            return _Answer(400, {"error": "invalid_request", "error_description": "AADSTS90002: Tenant not found."})
+        form = body if isinstance(body, dict) else {}
+        if form.get("client_id") != DYN_CLIENT_ID or form.get("client_secret") != DYN_CLIENT_SECRET:
+            return _Answer(
+                401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}
+            )
+        if form.get("grant_type") != "client_credentials" or form.get("scope") != f"{self.url}/dynamics/.default":
+            return _Answer(400, {"error": "invalid_scope", "error_description": "AADSTS70011: The provided scope is not valid."})
+        return _Answer(200, {"token_type": "Bearer", "expires_in": 3599, "access_token": self._issue("dynamics")})
+
+    def _dynamics(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any) -> _Answer:
+        prefix = "/api/data/v9.2/"
+        if not path.startswith(prefix):
+            return _Answer(404, {"error": {"code": "0x8006088a", "message": "Resource not found"}})
+        if not self._bearer_ok("dynamics", headers):
+            return _Answer(401, None, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        path = path[len(prefix) :]
+        if method == "GET" and path == "WhoAmI":
+            return _Answer(
+                200, {"BusinessUnitId": str(uuid.UUID(int=1)), "UserId": DYN_APP_USER, "OrganizationId": str(uuid.UUID(int=2))}
+            )
+        sets = {"contacts": "contactid", "incidents": "incidentid", "annotations": "annotationid"}
+        m = _ENTITY.match(path)
+        if method == "POST" and path in sets:
+            return self._dynamics_write(path, str(uuid.uuid4()), body, headers, create_only=True)
+        if m is None or m.group(1) not in sets:
+            return _Answer(404, {"error": {"code": "0x8006088a", "message": f"Resource not found for the segment '{path}'."}})
+        entity_set, key = m.group(1), m.group(2).lower()
+        if method == "GET":
+            row = self._store("dynamics", entity_set).get(key)
+            if row is None:
+                return _Answer(
+                    404, {"error": {"code": "0x80040217", "message": f"{entity_set[:-1]} With Id = {key} Does Not Exist"}}
+                )
+            return _Answer(200, row)
+        if method == "PATCH":
+            return self._dynamics_write(entity_set, key, body, headers, create_only=False)
+        return _Answer(405, {"error": {"code": "0x80060888", "message": method}})
+
+    def _dynamics_write(self, entity_set: str, key: str, body: Any, headers: dict[str, str], *, create_only: bool) -> _Answer:
+        store = self._store("dynamics", entity_set)
+        exists = key in store
+        if exists and (create_only or _header(headers, "If-None-Match") == "*"):
+            return _Answer(412, {"error": {"code": "0x80060892", "message": "A record with matching key values already exists."}})
+        if not exists and _header(headers, "If-Match") == "*":
+            return _Answer(404, {"error": {"code": "0x80040217", "message": "Does Not Exist"}})
+        values = dict(body or {})
+        row: dict[str, Any] = dict(store.get(key) or {})
+        for name, value in values.items():
+            if name.endswith("@odata.bind"):
+                target = _ENTITY.match(str(value).lstrip("/"))
+                if target is None:
+                    return _Answer(400, {"error": {"code": "0x80060891", "message": f"bad reference {value}"}})
+                target_set, target_key = target.group(1), target.group(2).lower()
+                known = (
+                    target_key == DYN_APP_USER
+                    if target_set == "systemusers"
+                    else target_key in self._store("dynamics", target_set)
+                )
+                if not known:
+                    return _Answer(
+                        404, {"error": {"code": "0x80040217", "message": f"{target_set} With Id = {target_key} Does Not Exist"}}
+                    )
+                row[f"_{name.split('@')[0]}_value"] = target_key
+            else:
+                row[name] = value
+        if entity_set == "incidents" and not row.get("title"):
+            return _Answer(400, {"error": {"code": "0x80040200", "message": "title: required"}})
+        if entity_set == "incidents" and not row.get("_customerid_contact_value"):
+            return _Answer(400, {"error": {"code": "0x80040200", "message": "customerid: required"}})
+        primary = {"contacts": "contactid", "incidents": "incidentid", "annotations": "annotationid"}[entity_set]
+        row[primary] = key
+        row.setdefault("_ownerid_value", DYN_APP_USER)  # a row without an owner belongs to its creator
+        store[key] = row
+        location = f"{self.url}/dynamics/api/data/v9.2/{entity_set}({key})"
+        if self.representation or "return=representation" in (_header(headers, "Prefer") or ""):
+            return _Answer(200 if exists else 201, row, {"Preference-Applied": "return=representation"})
+        return _Answer(204, None, {"OData-EntityId": location})
+
+    # -- Kustomer ----------------------------------------------------------------------------------
+    def _kustomer(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any) -> _Answer:
+        if _header(headers, "Authorization") != f"Bearer {KUSTOMER_API_KEY}":
+            return _Answer(
+                401, {"errors": [{"status": 401, "code": "unauthorized", "title": "Unauthorized", "detail": "invalid token"}]}
+            )
+        path = path.removeprefix("/v1/")
+        customers, conversations = self._store("kustomer", "customers"), self._store("kustomer", "conversations")
+        not_found = _Answer(404, {"errors": [{"status": 404, "code": "not_found", "title": "Not Found"}]})
+        if method == "GET" and path == "auth/tokens/current":
+            return _Answer(
+                200,
+                {
+                    "data": {
+                        "type": "token",
+                        "id": "6500000000000000000000aa",
+                        "attributes": {"name": "Switchboard", "roles": ["org.permission.customer.create"]},
+                        "relationships": {"user": {"data": {"type": "user", "id": KUSTOMER_USER}}},
+                    }
+                },
+            )
+        if method == "GET" and (m := re.fullmatch(r"(customers|conversations)/externalId=(.+)", path)):
+            store = customers if m.group(1) == "customers" else conversations
+            found = next((r for r in store.values() if r["attributes"].get("externalId") == m.group(2)), None)
+            return _Answer(200, {"data": found}) if found else not_found
+        if method == "GET" and (m := re.fullmatch(r"customers/([0-9a-f]{24})", path)):
+            found = customers.get(m.group(1))
+            return _Answer(200, {"data": found}) if found else not_found
+        if method == "POST" and path == "customers":
+            attributes = dict(body or {})
+            if not attributes.get("name") or len(str(attributes["name"])) > 256:
+                return _Answer(
+                    400, {"errors": [{"code": "bad_request", "message": '"name" length must be less than or equal to 256'}]}
+                )
+            record = {"type": "customer", "id": f"{self._next():024x}", "attributes": attributes}
+            customers[record["id"]] = record
+            return _Answer(201, {"data": record})
+        if method == "POST" and (m := re.fullmatch(r"customers/([0-9a-f]{24})/conversations", path)):
+            if m.group(1) not in customers:
+                return not_found
+            attributes = dict(body or {})
+            if any(u != KUSTOMER_USER for u in attributes.get("assignedUsers") or []):
+                return _Answer(400, {"errors": [{"code": "bad_request", "message": "assignedUsers: unknown user"}]})
+            return _Answer(201, {"data": self._kustomer_conversation(m.group(1), attributes)})
+        if method == "POST" and (m := re.fullmatch(r"customers/([0-9a-f]{24})/messages", path)):
+            customer_id = m.group(1)
+            if customer_id not in customers:
+                return not_found
+            attributes = dict(body or {})
+            errors = []
+            if attributes.get("channel") not in KUSTOMER_CHANNELS:
+                errors.append(
+                    {
+                        "status": 400,
+                        "code": "invalid",
+                        "title": "Invalid attribute",
+                        "detail": f'"channel" must be one of [{", ".join(sorted(KUSTOMER_CHANNELS))}]',
+                        "source": {"pointer": "/data/attributes/channel"},
+                    }
+                )
+            if attributes.get("direction") not in ("in", "out") or not attributes.get("app"):
+                errors.append({"status": 400, "code": "bad_request", "title": '"direction" and "app" are required'})
+            if errors:
+                return _Answer(400, {"errors": errors})
+            conversation_id = attributes.get("conversation")
+            if conversation_id is None:
+                conversation_id = self._kustomer_conversation(customer_id, {"direction": "in"})["id"]
+            conversation = conversations.get(str(conversation_id))
+            if conversation is None or conversation["relationships"]["customer"]["data"]["id"] != customer_id:
+                return _Answer(
+                    400, {"errors": [{"code": "bad_request", "message": "conversation does not belong to the customer"}]}
+                )
+            conversation["attributes"]["messageCount"] += 1
+            record = {
+                "type": "message",
+                "id": f"{self._next():024x}",
+                "attributes": attributes,
+                "relationships": {"conversation": {"data": {"type": "conversation", "id": conversation_id}}},
+            }
+            self._store("kustomer", "messages")[record["id"]] = record
+            return _Answer(201, {"data": record})
+        return not_found
+
+    def _kustomer_conversation(self, customer_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
+        record = {
+            "type": "conversation",
+            "id": f"{self._next():024x}",
+            "attributes": {**attributes, "messageCount": 0},
+            "relationships": {"customer": {"data": {"type": "customer", "id": customer_id}}},
+        }
+        self._store("kustomer", "conversations")[record["id"]] = record
+        return record
+
+
+class _Reply(Exception):
+    def __init__(self, answer: _Answer) -> None:
+        self.answer = answer
+
+
+_LOGGED_HEADERS = {"idempotency-key", "sforce-auto-assign", "prefer", "if-none-match", "if-match"}
+_PREFIXES = ("dynamics-login", "zendesk", "salesforce", "dynamics", "kustomer")
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), None)
+
+
+def _need(body: Any, key: str, kind: type) -> Any:
+    value = body.get(key) if isinstance(body, dict) else None
+    if not isinstance(value, kind):
+        raise _Reply(_Answer(400, {"error": "InvalidValue", "description": f"{key} is required"}))
+    return value
+
+
+def _provider_of(path: str) -> tuple[str | None, str]:
+    for prefix in _PREFIXES:
+        if path == f"/{prefix}" or path.startswith(f"/{prefix}/"):
+            return prefix, path[len(prefix) + 1 :]
+    return None, path
+
+
+def _kind_of(provider: str | None, rest: str) -> str:
+    if provider == "dynamics-login" or rest.endswith("/oauth2/token"):
+        return "token"
+    if rest in ("/api/v2/users/me.json", "/api/v2/users/me", "/api/data/v9.2/WhoAmI", "/v1/auth/tokens/current"):
+        return "whoami"
+    return "api"
+
+
+def _fault_answer(provider: str | None, fault: _Fault) -> _Answer:
+    headers = {}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer() else fault.retry_after)
+    texts = {
+        429: "Too Many Requests",
+        401: "Unauthorized",
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+    }
+    text = texts.get(fault.status, "Injected fault")
+    if provider == "salesforce":
+        code = {401: "INVALID_SESSION_ID", 429: "REQUEST_LIMIT_EXCEEDED"}.get(fault.status, "SERVER_ERROR")
+        return _Answer(fault.status, [{"message": f"injected: {text}", "errorCode": code}], headers)
+    if provider == "dynamics":
+        return _Answer(fault.status, {"error": {"code": "0x80072322", "message": f"injected: {text}"}}, headers)
+    if provider == "kustomer":
+        return _Answer(fault.status, {"errors": [{"status": fault.status, "code": "injected", "title": text}]}, headers)
+    return _Answer(fault.status, {"error": "Injected", "description": text}, headers)
