@@ -1,12 +1,26 @@
-"""Web chat start and sign-in callback: answers 501 until the signed-in chat issue lands."""
+"""Web chat start (POST /chat/{widget_id}/conversations) and the sign-in callback (GET /auth/{id}/callback).
+
+The dependencies, and with them the cache of portals' public keys, live at module level: a warm
+container validates tokens without fetching keys again.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from switchboard import apigw
-from switchboard.channels.base import NotImplementedYet
+from switchboard import apigw, chat_start
+from switchboard.aws.wiring import chat_deps
+from switchboard.channels.base import WebhookError
+from switchboard.observability import logger, metrics
+
+DEPS = chat_deps()
 
 
+@logger.inject_lambda_context  # chat_start sets the correlation id from API Gateway's request id
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return apigw.response(NotImplementedYet("signed-in web chat is not implemented yet").response())
+    try:
+        request = apigw.request(event)
+    except WebhookError as refused:  # a body marked base64 that does not decode
+        return apigw.response(refused.response())
+    return apigw.response(chat_start.handle(request, DEPS))

@@ -4,11 +4,15 @@ The rules are Dynamics 365 Omnichannel's chat authentication (interface section 
 key from the auth setting's key URL, required ``iss``/``iat``/``exp``/``sub``, ``nbf`` honoured, 60 s
 leeway, ``sub`` is the contact id and ``lwicontexts`` (a JSON *string*) carries context variables.
 
-PyJWT verifies the signature, pinned to ``algorithms=["RS256"]``; the header's ``alg`` is also
-checked here first, before any key is fetched, so ``none``, HS256 (including the classic trick of
-using the public PEM as an HMAC secret) and everything else is refused without a network call.
-Time claims are checked here rather than by PyJWT so that ``now`` can be passed in and each failure
-gets its own interface code.
+PyJWT verifies the signature, through a ``PyJWS`` whose algorithm registry holds RS256 alone and
+with ``algorithms=["RS256"]``; the header's ``alg`` is also checked here first, before any key is
+fetched, so ``none``, HS256 (including the classic trick of using the public PEM as an HMAC secret)
+and everything else is refused without a network call. Time claims are checked here rather than by
+PyJWT so that ``now`` can be passed in and each failure gets its own interface code.
+
+This is the chat start's hot path (``bench/jwt_validate.py`` holds it to 1.1x PyJWT's bare
+``jwt.decode``): the header is parsed once and cached by its segment, the key object is parsed once
+per fetch, and PyJWT decodes the token once.
 
 Order of checks, which decides the code when a token has several faults: presence, shape and
 header (``invalid_token``), key (``unknown_key``), signature (``invalid_signature``), required
@@ -19,8 +23,12 @@ payload is ever reported back.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,7 +46,7 @@ from switchboard.chat_auth.keys import KeyStore
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-    from jwt.types import Options
+    from jwt import PyJWS
 
     from switchboard.settings import AuthSetting
 
@@ -47,7 +55,23 @@ LEEWAY_SECONDS: Final = 60
 MAX_TOKEN_CHARS: Final = 16 * 1024  # API Gateway caps headers near 10 KiB; anything longer is not a portal token
 REQUIRED_CLAIMS: Final = ("iss", "iat", "exp", "sub")
 
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+# One decoder, built once: ``json.loads`` with any keyword builds a new one per call. NaN and
+# Infinity are not JSON, and a number rules cannot compare, so they are refused.
+_JSON: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+# A portal signs every token with the same header ({"alg":"RS256","typ":"JWT","kid":...}), so
+# the parsed header is kept by its segment. Callers only read it; it decides nothing by itself.
+_HEADERS: dict[str, dict[str, Any]] = {}
+_MAX_CACHED_HEADERS: Final = 64
+_B64URL_SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]+={0,2}")  # base64url; some issuers pad, as PyJWT tolerates
+
 ContextValue = str | int | float | bool | None
+_PRIMITIVES: Final = (str, int, float, bool)  # tuples: isinstance with a union type is slower, and this is the hot path
+_NUMBERS: Final = (int, float)
 
 
 @dataclass(frozen=True)
@@ -77,8 +101,6 @@ def validate(token: str | None, setting: AuthSetting, keys: KeyStore, now: float
 
     Raises :class:`AuthSettingError` when the setting is not a usable ``jwt`` setting (a server fault).
     """
-    import jwt  # lazy: the OAuth callback path never needs PyJWT
-
     if setting.type != "jwt":
         raise AuthSettingError(f"auth setting {setting.id!r} is of type {setting.type!r}, not 'jwt'")
     url = setting.option("public_key_url")
@@ -92,10 +114,7 @@ def validate(token: str | None, setting: AuthSetting, keys: KeyStore, now: float
     if len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
         raise ChatAuthError(INVALID_TOKEN, "The token is not a JWT (three dot-separated parts).")
 
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.InvalidTokenError:
-        raise ChatAuthError(INVALID_TOKEN, "The token header cannot be read.") from None
+    header = _unverified_header(token)
     alg = header.get("alg")
     if alg != ALGORITHM:
         shown = alg if isinstance(alg, str) and alg.isalnum() and len(alg) <= 10 else "unsupported"
@@ -120,37 +139,68 @@ def validate(token: str | None, setting: AuthSetting, keys: KeyStore, now: float
     return _check_claims(payload, setting, t, kid)
 
 
-def _verify_signature(token: str, key: RSAPublicKey) -> dict[str, Any]:
-    """Signature only; every claim check is ours (see the module docstring)."""
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The header alone, to pick the key and refuse a wrong ``alg`` before any fetch.
+
+    Not ``jwt.get_unverified_header``: that decodes all three segments, and PyJWT decodes them
+    again in ``jwt.decode``, which made validation cost twice PyJWT's own parse. Nothing here is
+    trusted: ``jwt.decode`` re-reads the header and enforces ``algorithms=["RS256"]`` itself.
+    """
+    segment = token.partition(".")[0]
+    known = _HEADERS.get(segment)
+    if known is not None:
+        return known
+    if not _B64URL_SEGMENT.fullmatch(segment):
+        raise ChatAuthError(INVALID_TOKEN, "The token header cannot be read.")
+    segment = segment.rstrip("=")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ChatAuthError(INVALID_TOKEN, "The token header cannot be read.") from None
+    if not isinstance(header, dict):
+        raise ChatAuthError(INVALID_TOKEN, "The token header is not a JSON object.")
+    if len(_HEADERS) >= _MAX_CACHED_HEADERS:  # bounded: invented headers cannot grow it
+        _HEADERS.clear()
+    _HEADERS[segment] = header
+    return header
+
+
+@functools.cache
+def _jws() -> PyJWS:
+    """A verifier whose algorithm registry holds RS256 and nothing else (built once per container)."""
     import jwt
 
-    options: Options = {
-        "verify_signature": True,
-        "verify_exp": False,
-        "verify_nbf": False,
-        "verify_iat": False,
-        "verify_aud": False,
-        "verify_iss": False,
-        "verify_sub": False,
-        "verify_jti": False,
-        "require": [],
-    }
+    return jwt.PyJWS(algorithms=[ALGORITHM])
+
+
+def _verify_signature(token: str, key: RSAPublicKey) -> dict[str, Any]:
+    """Signature only, through PyJWT's JWS layer; every claim check is ours (see the module docstring).
+
+    The JWS layer rather than ``jwt.decode``: the claims PyJWT would check are switched off here
+    anyway, and skipping its JWT layer keeps the hot path at PyJWT's own parse plus one RSA verify.
+    """
+    import jwt
+
     try:
-        payload = jwt.decode(token, key=key, algorithms=[ALGORITHM], options=options)
+        raw = _jws().decode_complete(token, key=key, algorithms=[ALGORITHM])["payload"]
     except jwt.InvalidSignatureError:
         raise ChatAuthError(INVALID_SIGNATURE, "The token's signature does not match the published public key.") from None
     except jwt.InvalidAlgorithmError:
         raise ChatAuthError(INVALID_TOKEN, "Only RS256 tokens are accepted.") from None
     except jwt.InvalidTokenError:
         raise ChatAuthError(INVALID_TOKEN, "The token cannot be decoded.") from None
-    if not isinstance(payload, dict):  # pragma: no cover - PyJWT already insists on an object
+    try:
+        payload = _JSON.decode(raw.decode("utf-8"))
+    except ValueError:  # not UTF-8, not JSON, or NaN/Infinity
+        raise ChatAuthError(INVALID_TOKEN, "The token payload is not JSON.") from None
+    if not isinstance(payload, dict):
         raise ChatAuthError(INVALID_TOKEN, "The token payload is not a JSON object.")
     return payload
 
 
 def _numeric_date(payload: dict[str, Any], claim: str) -> int:
     value = payload[claim]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or abs(value) > 1e11:
+    if isinstance(value, bool) or not isinstance(value, _NUMBERS) or not math.isfinite(value) or abs(value) > 1e11:
         raise ChatAuthError(INVALID_TOKEN, f"The {claim} claim is not a numeric date (unix seconds).")
     return int(value)
 
@@ -193,17 +243,13 @@ def parse_lwicontexts(raw: object) -> dict[str, ContextValue]:
     if not isinstance(raw, str):
         raise ChatAuthError(INVALID_TOKEN, "The lwicontexts claim must be a JSON string of an object, not a JSON value.")
     try:
-        parsed = json.loads(raw, parse_constant=_refuse_constant)
+        parsed = _JSON.decode(raw)
     except ValueError:
         raise ChatAuthError(INVALID_TOKEN, "The lwicontexts claim is not valid JSON.") from None
     if not isinstance(parsed, dict):
         raise ChatAuthError(INVALID_TOKEN, "The lwicontexts claim must encode a JSON object.")
     for name, value in parsed.items():
-        if value is not None and not isinstance(value, str | int | float | bool):
+        if value is not None and not isinstance(value, _PRIMITIVES):
             shown = name if len(name) <= 64 else name[:64] + "..."
             raise ChatAuthError(INVALID_TOKEN, f"The lwicontexts variable {shown!r} is not a primitive value.")
     return parsed
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")

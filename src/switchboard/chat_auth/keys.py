@@ -108,6 +108,7 @@ class KeyStore:
         self.failure_backoff = failure_backoff
         self._sets: dict[str, _KeySet] = {}
         self._last_attempt: dict[str, float] = {}
+        self._allowed_urls: set[str] = set()
         self._lock = threading.Lock()
 
     def now(self) -> float:
@@ -165,10 +166,13 @@ class KeyStore:
     # -- internals (called with the lock held) -------------------------------------------------
 
     def _check_url(self, url: str) -> None:
+        if url in self._allowed_urls:  # parsed once per URL: this runs on every validation
+            return
         try:
             check_url(url, allow_http=self.allow_http)
         except FetchError as exc:
             raise KeyFetchError(f"The public key URL is not allowed: {exc}.") from None
+        self._allowed_urls.add(url)
 
     def _may_fetch(self, url: str, now: float, gap: float) -> bool:
         last = self._last_attempt.get(url)

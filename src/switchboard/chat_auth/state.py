@@ -16,6 +16,10 @@ Error codes (both answered 401, like every chat auth error): ``invalid_token`` f
 malformed, forged, tampered with or minted for another auth setting; ``token_expired`` for a genuine
 state past its expiry, so the page can tell the customer to ask for a new link. An empty state is
 ``missing_token`` (the interface answers a missing ``state`` with 400 before calling this).
+
+The key is the stack's, one per stack, kept in Secrets Manager as ``{"key": base64url(32 bytes)}``
+(:func:`new_key_secret` / :func:`decode_key`); ``switchboard apply`` creates it once and never
+rotates it, since that would void every link already sent.
 """
 
 from __future__ import annotations
@@ -25,13 +29,18 @@ import binascii
 import hashlib
 import hmac
 import json
+import secrets
 import time
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from switchboard.chat_auth.errors import INVALID_TOKEN, MISSING_TOKEN, TOKEN_EXPIRED, ChatAuthError
 
 VERSION: Final = "v1"
 MIN_KEY_BYTES: Final = 32
+KEY_BYTES: Final = 32  # what new_key_secret makes: 256 bits, as strong as HMAC-SHA256 itself
+SECRET_FIELD: Final = "key"  # noqa: S105 - the field's name, not a secret
+SECRET_ID: Final = "state-key"  # noqa: S105 - kept under secret_name(prefix, "stack", SECRET_ID)
 MAX_STATE_CHARS: Final = 1024
 _DOMAIN: Final = b"switchboard/chat-auth/callback-state"
 
@@ -74,6 +83,24 @@ def verify(state: str | None, auth_setting_id: str, key: bytes, now: float | Non
     if t >= exp:
         raise ChatAuthError(TOKEN_EXPIRED, "The sign-in link has expired; ask for a new one.")
     return conversation_id
+
+
+def new_key_secret() -> dict[str, str]:
+    """A fresh state key as the JSON object kept in Secrets Manager (``{"key": base64url}``)."""
+    return {SECRET_FIELD: _b64e(secrets.token_bytes(KEY_BYTES))}
+
+
+def decode_key(secret: Mapping[str, Any]) -> bytes:
+    """The key bytes of a stored state-key secret; ``ValueError`` (naming no value) when unusable."""
+    value = secret.get(SECRET_FIELD)
+    if not isinstance(value, str):
+        raise ValueError(f"the state key secret has no {SECRET_FIELD!r} string")
+    try:
+        key = _b64d(value)
+    except (binascii.Error, ValueError):
+        raise ValueError("the state key is not base64url") from None
+    _check_key(key)
+    return key
 
 
 def _check_key(key: bytes) -> None:

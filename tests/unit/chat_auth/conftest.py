@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from switchboard.chat_auth import KeyStore
@@ -32,3 +34,22 @@ def getter() -> FakeGetter:
 @pytest.fixture
 def store(getter: FakeGetter, clock: Clock) -> KeyStore:
     return KeyStore(getter=getter, clock=clock)
+
+
+class _CurrentStdout:
+    """Whatever ``sys.stdout`` is when a line is written (pytest swaps it between set-up and the test)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@pytest.fixture
+def logs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> pytest.CaptureFixture[str]:
+    """Powertools' JSON log lines, captured: its handler keeps the stream it was created with."""
+    from switchboard.observability import logger
+
+    monkeypatch.setattr(logger.registered_handler, "stream", _CurrentStdout())
+    return capsys
