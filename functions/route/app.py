@@ -10,7 +10,15 @@ from switchboard.aws.sqs_stage import SqsStage
 from switchboard.envelope import Envelope
 from switchboard.observability import logger, metrics
 
-DEPS = route_stage.RouteDeps(settings=wiring.settings(), conversations=wiring.conversations(), crm_queue=wiring.crm_publisher())
+SETTINGS = wiring.settings()
+NAMES, ATTACHMENTS = wiring.route_fetching(SETTINGS)
+DEPS = route_stage.RouteDeps(
+    settings=SETTINGS,
+    conversations=wiring.conversations(),
+    crm_queue=wiring.crm_publisher(),
+    names=NAMES,
+    attachments=ATTACHMENTS,
+)
 
 
 def _process(envelope: Envelope) -> dict[str, Any]:
@@ -24,4 +32,6 @@ wiring.warm_clients("dynamodb", "sqs")
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # Downloads stop retrying while the run still has time to store and forward what it holds.
+    ATTACHMENTS.time_left = lambda: context.get_remaining_time_in_millis() / 1000
     return STAGE.handle(event, context)

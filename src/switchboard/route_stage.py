@@ -10,13 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from switchboard import rules
 from switchboard.conversations import Conversation, facts, new_conversation_id
 from switchboard.envelope import Envelope
 from switchboard.ports import ConversationStore, Publisher, SettingsReader
 from switchboard.settings import Workstream
+
+if TYPE_CHECKING:
+    from switchboard.attachments import AttachmentKeeper
+    from switchboard.names import NameLookup
 
 
 class ConfigurationError(Exception):
@@ -29,6 +33,8 @@ class RouteDeps:
     conversations: ConversationStore
     crm_queue: Publisher
     clock: Callable[[], float] = field(default=time.time)
+    names: NameLookup | None = None  # customer names from the platforms' profile APIs; None: names as the edge gave them
+    attachments: AttachmentKeeper | None = None  # attachment bytes into the bucket; None: attachments stay unfetched
 
 
 def workstream_for(envelope: Envelope, settings: SettingsReader) -> Workstream:
@@ -54,6 +60,8 @@ def process(envelope: Envelope, deps: RouteDeps) -> dict[str, Any]:
     now = int(deps.clock() * 1000)
     workstream = workstream_for(envelope, deps.settings)
     store = deps.conversations
+    if deps.names is not None:
+        envelope = deps.names.named(envelope, now)
 
     if envelope.conversation_id:  # chat: token_validate chose the id and already answered it to the visitor
         conversation = store.get(envelope.conversation_id)
@@ -72,6 +80,8 @@ def process(envelope: Envelope, deps: RouteDeps) -> dict[str, Any]:
         loaded = conversation
         conversation = _absorb(conversation, envelope, workstream, now)
 
+    if deps.attachments is not None:
+        envelope = deps.attachments.keep(envelope, conversation.conversation_id)
     stored = store.add_message(conversation.conversation_id, envelope, seq=conversation.message_count + 1)
     if stored:
         conversation = conversation.with_(
