@@ -10,7 +10,6 @@ from typing import Any
 
 from switchboard import apigw, chat_start
 from switchboard.aws.wiring import chat_deps
-from switchboard.channels.base import WebhookError
 from switchboard.observability import logger, metrics
 
 DEPS = chat_deps()
@@ -19,8 +18,4 @@ DEPS = chat_deps()
 @logger.inject_lambda_context  # chat_start sets the correlation id from API Gateway's request id
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    try:
-        request = apigw.request(event)
-    except WebhookError as refused:  # a body marked base64 that does not decode
-        return apigw.response(refused.response())
-    return apigw.response(chat_start.handle(request, DEPS))
+    return apigw.serve(event, lambda request: chat_start.handle(request, DEPS))

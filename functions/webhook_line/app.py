@@ -16,4 +16,4 @@ DEPS = edge_deps()
 @logger.inject_lambda_context  # edge.receive sets the correlation id from API Gateway's request id
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return apigw.response(edge.receive(ADAPTER, apigw.request(event), DEPS))
+    return apigw.serve(event, lambda request: edge.receive(ADAPTER, request, DEPS))

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,9 @@ from infra.admin.resources import Resources
 from switchboard.secret_names import secret_name
 
 DEMO_LINE_USER = "U" + hashlib.md5(b"switchboard-demo-customer", usedforsecurity=False).hexdigest()
+# A page-scoped id (PSID) is a 16-digit number; a GBM conversationId a UUID. Stable, so repeated sends share a conversation.
+DEMO_FACEBOOK_PSID = str(int(hashlib.md5(b"switchboard-demo-customer", usedforsecurity=False).hexdigest(), 16))[:16]
+DEMO_GBM_CONVERSATION = str(uuid.uuid5(uuid.NAMESPACE_URL, "switchboard-demo-customer"))
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,39 @@ def sign_line(account: dict[str, Any], secret: dict[str, Any], text: str, user: 
     return Signed(f"/webhooks/line/{account['id']}", body, {"X-Line-Signature": sign(secret["channel_secret"], body)})
 
 
-SIGNERS: dict[str, Callable[[dict[str, Any], dict[str, Any], str, str | None, str | None], Signed]] = {"line": sign_line}
+def sign_facebook(account: dict[str, Any], secret: dict[str, Any], text: str, user: str | None, mid: str | None) -> Signed:
+    """Both signatures, as Meta still sends them; the account's page as the entry id, so the page check passes."""
+    from switchboard.channels.facebook import build_message, sign_sha1, sign_sha256
+
+    body = build_message(str(account.get("page_id") or ""), user or DEMO_FACEBOOK_PSID, text, mid=mid)
+    headers = {
+        "X-Hub-Signature-256": sign_sha256(secret["app_secret"], body),
+        "X-Hub-Signature": sign_sha1(secret["app_secret"], body),
+    }
+    return Signed(f"/webhooks/facebook/{account['id']}", body, headers)
+
+
+def sign_gbm(account: dict[str, Any], secret: dict[str, Any], text: str, user: str | None, message_id: str | None) -> Signed:
+    """Signed with whichever key the account names, as its deliveries are checked."""
+    from switchboard.channels.gbm import build_message, sign, signing_key_name
+    from switchboard.settings import account_from_dict
+
+    key = secret[signing_key_name(account_from_dict(account))]
+    body = build_message(
+        user or DEMO_GBM_CONVERSATION,
+        text,
+        brand_id=str(account.get("brand_id") or "BRAND_ID"),
+        agent_id=str(account.get("agent_id") or "AGENT_ID"),
+        message_id=message_id,
+    )
+    return Signed(f"/webhooks/gbm/{account['id']}", body, {"X-Goog-Signature": sign(key, body)})
+
+
+SIGNERS: dict[str, Callable[[dict[str, Any], dict[str, Any], str, str | None, str | None], Signed]] = {
+    "line": sign_line,
+    "facebook": sign_facebook,
+    "gbm": sign_gbm,
+}
 
 
 def send(

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
-from switchboard.channels.base import BadRequest, WebhookRequest, WebhookResponse
+from switchboard.channels.base import BadRequest, WebhookError, WebhookRequest, WebhookResponse
 
 
 def request(event: dict[str, Any]) -> WebhookRequest:
@@ -33,6 +34,17 @@ def request(event: dict[str, Any]) -> WebhookRequest:
         body=raw,
         request_id=str(context.get("requestId") or ""),
     )
+
+
+def serve(event: dict[str, Any], answer: Callable[[WebhookRequest], WebhookResponse]) -> dict[str, Any]:
+    """Every handler's path: a request API Gateway could not have sent well (a body marked base64
+    that does not decode) is the client's 400, never an exception that API Gateway turns into a 502
+    the platform would retry."""
+    try:
+        parsed = request(event)
+    except WebhookError as refused:
+        return response(refused.response())
+    return response(answer(parsed))
 
 
 def response(answer: WebhookResponse) -> dict[str, Any]:

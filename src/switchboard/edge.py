@@ -65,6 +65,7 @@ def _receive(
     handshake = adapter.handshake(request, account, secrets)
     if handshake is not None:
         logger.info("webhook handshake answered", extra={"channel": adapter.channel, "account_id": account.id})
+        metrics.add_metric(name="HandshakesAnswered", unit="Count", value=1)
         return handshake
     adapter.verify(request, account, secrets)
     result = adapter.parse(request, account, received_at=int(deps.clock() * 1000), correlation_id=correlation_id)

@@ -1,4 +1,4 @@
-"""The `switchboard` command against the local stack: apply (invalid and repeated), export, health, 501 routes."""
+"""The `switchboard` command against the local stack: apply (invalid and repeated), export, health."""
 
 from __future__ import annotations
 
@@ -28,9 +28,12 @@ def test_export_masks_secrets(stack: Stack) -> None:
     text = stack.cli("export").stdout
     exported = yaml.safe_load(text)
     accounts = {a["id"]: a for a in exported["accounts"]}
-    assert set(accounts) == {"e2e-line-a", "e2e-line-b", "e2e-line-dlq"}
-    for account in accounts.values():
-        assert account["secrets"] == {"channel_secret": "<set>", "channel_access_token": "<set>"}
+    configured = {a["id"]: a for a in stack.config["accounts"]}
+    assert set(accounts) >= set(configured)  # other modules apply accounts of their own to the shared stack
+    for account_id, account in accounts.items():
+        assert set(account["secrets"].values()) == {"<set>"}, account_id
+        if account_id in configured:
+            assert account["secrets"] == {name: "<set>" for name in configured[account_id]["secrets"]}
     assert accounts["e2e-line-a"]["workstream"] == "social"
     assert {w["id"] for w in exported["workstreams"]} >= {"social", "support"}
     assert exported["crm"]["provider"] == "none"
@@ -38,14 +41,6 @@ def test_export_masks_secrets(stack: Stack) -> None:
     for secret in secret_values(stack):
         assert secret not in text
         assert secret not in as_json
-
-
-def test_facebook_webhook_is_still_501(stack: Stack) -> None:
-    answer = requests.post(f"{stack.url}/webhooks/facebook/x", data=b'{"object":"page","entry":[]}', timeout=5)
-    assert answer.status_code == 501
-    payload = answer.json()
-    assert set(payload) == {"error", "message"}
-    assert payload["error"] == "not_implemented"
 
 
 def _invalid_copy(tmp_path: Path) -> Path:
@@ -86,16 +81,14 @@ def test_second_apply_of_a_valid_file_is_unchanged(stack: Stack) -> None:
     stack.cli("apply", str(CONFIG))  # whatever an earlier test did, this puts the file back
     done = stack.cli("apply", str(CONFIG))
     report = [re.split(r"\s+", line.strip()) for line in done.stdout.splitlines()]
-    assert sorted((kind, object_id) for _, kind, object_id in report) == [
-        ("account", "e2e-line-a"),
-        ("account", "e2e-line-b"),
-        ("account", "e2e-line-dlq"),
-        ("crm", "default"),
-        ("workstream", "quarantine"),
-        ("workstream", "social"),
-        ("workstream", "support"),
-    ]
+    expected = sorted(
+        [("account", a["id"]) for a in stack.config["accounts"]]
+        + [("crm", "default")]
+        + [("workstream", w["id"]) for w in stack.config["workstreams"]]
+    )
+    assert ("account", "e2e-line-a") in expected and ("workstream", "quarantine") in expected
+    assert sorted((kind, object_id) for _, kind, object_id in report) == expected
     assert {status for status, _, _ in report} == {"unchanged"}, done.stdout
     as_json = stack.cli_json("apply", str(CONFIG))
     assert {r["status"] for r in as_json} == {"unchanged"}
-    assert len(as_json) == 7
+    assert len(as_json) == len(expected)

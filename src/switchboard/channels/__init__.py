@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 ADAPTERS: dict[str, str] = {
     "line": "switchboard.channels.line:LineAdapter",
+    "facebook": "switchboard.channels.facebook:FacebookAdapter",
+    "gbm": "switchboard.channels.gbm:GbmAdapter",
 }
 
 

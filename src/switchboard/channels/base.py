@@ -12,9 +12,10 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
-from switchboard.envelope import Envelope
+from switchboard.envelope import Attachment, Envelope
 from switchboard.settings import Account
 
 
@@ -99,6 +100,24 @@ class NotImplementedYet(WebhookError):
 
 
 @dataclass(frozen=True)
+class FetchRequest:
+    """A GET the route stage makes for an attachment's bytes or a customer's profile.
+
+    ``headers`` and ``params`` (the query) may carry credentials, so whatever logs or reports a
+    fetch names only :attr:`target`: the URL without its query.
+    """
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+@dataclass(frozen=True)
 class ParseResult:
     envelopes: list[Envelope]
     skipped: list[str] = field(default_factory=list)  # why items were left out (echo, other page), for the log
@@ -139,3 +158,22 @@ class ChannelAdapter(ABC):
     def accepted(self, result: ParseResult) -> WebhookResponse:
         """What the platform expects once everything is enqueued."""
         return WebhookResponse.json(200, {})
+
+    # -- off the webhook's path: the route stage keeps media and looks names up through these --------
+
+    def attachment_request(self, attachment: Attachment, account: Account, secrets: Mapping[str, str]) -> FetchRequest | None:
+        """Where this attachment's bytes are, or None when it has none worth keeping (a shared link).
+
+        The default fetches the payload's own URL (Facebook CDN, GBM signed storage URL), which
+        needs no credential; ``secrets`` reads Secrets Manager only when an adapter indexes it.
+        """
+        return FetchRequest(attachment.url) if attachment.url else None
+
+    def profile_request(self, envelope: Envelope, account: Account, secrets: Mapping[str, str]) -> FetchRequest | None:
+        """The platform's profile look-up for the envelope's customer; None where there is none to make
+        (the payload already names the customer, as GBM's does, or the id is not a person's)."""
+        return None
+
+    def profile_name(self, body: Any) -> str | None:
+        """The customer's display name in the JSON :meth:`profile_request` answered."""
+        return None

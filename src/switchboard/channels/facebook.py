@@ -41,10 +41,12 @@ import secrets as _secrets
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from switchboard.channels.base import (
     BadRequest,
     ChannelAdapter,
+    FetchRequest,
     Forbidden,
     ParseResult,
     Unauthorized,
@@ -57,6 +59,7 @@ from switchboard.settings import Account
 SIGNATURE_HEADER = "x-hub-signature-256"
 LEGACY_SIGNATURE_HEADER = "x-hub-signature"
 EVENT_RECEIVED = "EVENT_RECEIVED"
+DEFAULT_GRAPH_BASE_URL = "https://graph.facebook.com"
 
 # Attachment types whose payload.url is media bytes worth keeping; the attachments stage can use this
 # to leave shares (links to posts, templates, fallbacks) unfetched.
@@ -207,6 +210,35 @@ class FacebookAdapter(ChannelAdapter):
 
     def accepted(self, result: ParseResult) -> WebhookResponse:
         return WebhookResponse.text(200, EVENT_RECEIVED)
+
+    def attachment_request(self, attachment: Attachment, account: Account, secrets: Mapping[str, str]) -> FetchRequest | None:
+        # Shares (posts, templates, fallbacks) carry links to pages, not media: nothing to keep.
+        if attachment.type not in MEDIA_ATTACHMENT_TYPES:
+            return None
+        return super().attachment_request(attachment, account, secrets)
+
+    def profile_request(self, envelope: Envelope, account: Account, secrets: Mapping[str, str]) -> FetchRequest | None:
+        """The User Profile API: ``GET {graph}/{PSID}?fields=first_name,last_name`` with the page access token.
+
+        ``appsecret_proof`` (HMAC-SHA256 of the token, keyed with the app secret) lets the app turn on
+        Meta's "Require App Secret", so a leaked page token alone cannot read profiles.
+        """
+        psid = envelope.customer.id
+        if envelope.data.get("customer_ref_type") or psid == "unknown":
+            return None  # a chat-plugin user_ref is not a PSID
+        token = secrets["page_access_token"]
+        proof = hmac.new(secrets["app_secret"].encode("utf-8"), token.encode("utf-8"), hashlib.sha256).hexdigest()
+        base = str(account.option("graph_base_url") or DEFAULT_GRAPH_BASE_URL).rstrip("/")
+        return FetchRequest(
+            f"{base}/{quote(psid, safe='')}",
+            params={"fields": "first_name,last_name", "access_token": token, "appsecret_proof": proof},
+        )
+
+    def profile_name(self, body: Any) -> str | None:
+        if not isinstance(body, dict):
+            return None
+        parts = [body.get(k) for k in ("first_name", "last_name")]
+        return " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip()) or None
 
     def _envelope(
         self,

@@ -134,6 +134,8 @@ class GbmAdapter(ChannelAdapter):
     def handshake(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> WebhookResponse | None:
         if request.method.upper() != "POST" or len(request.body) > _VERIFICATION_MAX_BYTES:
             return None
+        if b'"clientToken"' not in request.body:
+            return None  # every message would otherwise be parsed twice, here and in parse()
         try:
             body = json.loads(request.body)
         except ValueError:

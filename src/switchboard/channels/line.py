@@ -13,12 +13,15 @@ import hmac
 import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import quote
 
-from switchboard.channels.base import BadRequest, ChannelAdapter, ParseResult, Unauthorized, WebhookRequest
+from switchboard.channels.base import BadRequest, ChannelAdapter, FetchRequest, ParseResult, Unauthorized, WebhookRequest
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.settings import Account
 
 SIGNATURE_HEADER = "x-line-signature"
+DEFAULT_API_BASE_URL = "https://api.line.me"
+DEFAULT_DATA_BASE_URL = "https://api-data.line.me"
 _MEDIA = {"image", "video", "audio"}
 # Events that carry no message but matter to the conversation; anything else unknown is kept too.
 _EVENT_DETAIL_KEYS = ("follow", "joined", "left", "unsend", "beacon", "link", "videoPlayComplete", "things", "postback")
@@ -59,6 +62,31 @@ class LineAdapter(ChannelAdapter):
                 continue
             envelopes.append(self._envelope(event, account, received_at=received_at, correlation_id=correlation_id))
         return ParseResult(envelopes, skipped)
+
+    def attachment_request(self, attachment: Attachment, account: Account, secrets: Mapping[str, str]) -> FetchRequest | None:
+        # contentProvider "line" (and every file): the bytes are on LINE, behind the channel access token.
+        if attachment.content_id:
+            base = str(account.option("data_base_url") or DEFAULT_DATA_BASE_URL).rstrip("/")
+            return FetchRequest(
+                f"{base}/v2/bot/message/{quote(attachment.content_id, safe='')}/content",
+                headers={"Authorization": f"Bearer {secrets['channel_access_token']}"},
+            )
+        return super().attachment_request(attachment, account, secrets)  # contentProvider "external": its own URL
+
+    def profile_request(self, envelope: Envelope, account: Account, secrets: Mapping[str, str]) -> FetchRequest | None:
+        # A group or room is the conversation's counterpart there, and has no profile of its own.
+        user = envelope.customer.id
+        if envelope.data.get("source_type", "user") != "user" or not user.startswith("U"):
+            return None
+        base = str(account.option("api_base_url") or DEFAULT_API_BASE_URL).rstrip("/")
+        return FetchRequest(
+            f"{base}/v2/bot/profile/{quote(user, safe='')}",
+            headers={"Authorization": f"Bearer {secrets['channel_access_token']}"},
+        )
+
+    def profile_name(self, body: Any) -> str | None:
+        name = body.get("displayName") if isinstance(body, dict) else None
+        return (name.strip() or None) if isinstance(name, str) else None
 
     def _envelope(self, event: dict[str, Any], account: Account, *, received_at: int, correlation_id: str) -> Envelope:
         event_type = event["type"]
