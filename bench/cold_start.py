@@ -43,6 +43,7 @@ def environment() -> dict[str, str]:
             "INBOUND_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/d.fifo",
             "CRM_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/e.fifo",
             "SECRETS_PREFIX": "switchboard/bench",
+            "ATTACHMENTS_BUCKET": "bench-attachments",
             "PYTHONDONTWRITEBYTECODE": "",
         }
     )

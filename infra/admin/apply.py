@@ -14,11 +14,12 @@ from typing import Any
 
 import yaml
 
+from infra.admin import crm_check
 from infra.admin.resources import Resources
 from switchboard import config
 from switchboard.secret_names import secret_name
 
-EXIT_OK, EXIT_INVALID = 0, 2
+EXIT_OK, EXIT_INVALID = 0, 2  # and crm_check.EXIT_CRM_REFUSED (3): applied except CRM credentials the CRM refused
 
 
 def load_file(path: Path) -> Any:
@@ -48,10 +49,18 @@ def apply_file(path: Path, resources: Resources, *, dry_run: bool, as_json: bool
     secrets = _Secrets(resources)
     stored: dict[str, dict[str, dict[str, Any]]] = {}
     report: list[dict[str, str]] = []
+    code = EXIT_OK
     for obj in result.objects:
         current = stored.setdefault(obj.kind, store.all(obj.kind)).get(obj.id)
         name = secret_name(resources.secrets_prefix, obj.kind, obj.id, obj.channel) if obj.secrets is not None else None
         current_secret = secrets.get(name) if name else None
+        if obj.kind == "crm":  # the CRM must accept its credentials first
+            verdict = crm_check.vet(obj, current, current_secret)
+            report.extend(verdict.report_rows(obj.id))
+            code = max(code, verdict.exit_code)
+            if verdict.obj is None:
+                continue
+            obj = verdict.obj  # noqa: PLW2901 - refused: the stored section, default user off
         changed_doc = current != obj.doc
         changed_secret = name is not None and current_secret != obj.secrets
         status = "created" if current is None else ("updated" if changed_doc or changed_secret else "unchanged")
@@ -61,10 +70,14 @@ def apply_file(path: Path, resources: Resources, *, dry_run: bool, as_json: bool
             if changed_doc:
                 store.put(obj.kind, obj.id, obj.doc)
         report.append({"kind": obj.kind, "id": obj.id, "status": status})
+    if not dry_run:  # sign-in links (auth-link, /auth/{id}/callback) need the stack's state key: made once, kept
+        from infra.admin import state_key
+
+        state_key.ensure(secrets.sm, resources.secrets_prefix)
     if as_json:
-        return EXIT_OK, [json.dumps(report, indent=2)]
+        return code, [json.dumps(report, indent=2)]
     prefix = "would be " if dry_run else ""
-    return EXIT_OK, [f"{prefix}{r['status']:<9} {r['kind']} {r['id']}" for r in report]
+    return code, [crm_check.report_line(prefix, r) for r in report]
 
 
 class _Secrets:

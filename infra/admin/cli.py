@@ -98,12 +98,11 @@ def cmd_conversations_show(args: argparse.Namespace) -> int:
         print(f"{key:>16}: {view[key]}")
     print(f"{'messages':>16}:")
     for m in view["messages"]:
-        extra = (
-            f"  [{', '.join(a['type'] + (':' + a['stored_key'] if a.get('stored_key') else '') for a in m['attachments'])}]"
-            if m["attachments"]
-            else ""
-        )
-        print(f"  {m['sent_at']}  {m['kind']:<11} {m['text'] or ''}{extra}")
+        print(f"  {m['sent_at']}  {m['kind']:<11} {m['text'] or ''}")
+        for a in m["attachments"]:
+            size = f"{a['size']} bytes" if a.get("size") is not None else "size unknown"
+            kept = a.get("stored_key") or a.get("error") or "no bytes kept"
+            print(f"      attachment {a['type']:<8} {a.get('name') or '-'}  {size}  {kept}")
     return 0
 
 
@@ -140,8 +139,13 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 
 def cmd_auth_link(args: argparse.Namespace) -> int:
-    print("auth-link is not available yet: signed-in chat (token_validate) is still being built", file=sys.stderr)
-    return 2
+    from infra.admin.auth_link import link
+
+    outcome = link(_target(args), args.conversation_id, args.auth_setting, valid_for=args.valid_for)
+    for warning in outcome.warnings:
+        print(warning, file=sys.stderr)
+    print(outcome.url if outcome.code == 0 else outcome.error, file=sys.stdout if outcome.code == 0 else sys.stderr)
+    return outcome.code
 
 
 def parser() -> argparse.ArgumentParser:
@@ -181,7 +185,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--account", required=True)
     s.add_argument("--text", required=True)
     s.add_argument("--user", help="the platform's customer id (LINE userId, Facebook PSID, GBM conversationId)")
-    s.add_argument("--event-id", help="the platform's event id, to replay a delivery (LINE webhookEventId)")
+    s.add_argument(
+        "--event-id",
+        help="the platform's event id, to replay a delivery (LINE webhookEventId, Facebook mid, GBM messageId)",
+    )
     s.set_defaults(func=cmd_send)
 
     s = sub.add_parser("dlq", help="dead letters with their last error; redrive sends them back")
@@ -193,6 +200,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("auth-link", help="print the sign-in URL to send a customer")
     s.add_argument("conversation_id")
     s.add_argument("--auth-setting", required=True)
+    s.add_argument("--valid-for", type=int, default=86400, help="seconds the link stays valid (default 86400)")
     s.set_defaults(func=cmd_auth_link)
     return p
 

@@ -365,9 +365,11 @@ def _auth_setting(c: _Checker, raw: Any, path: str) -> DesiredObject | None:
     elif kind == "oauth2":
         allowed = {"id", "type", "token_url", "userinfo_url", "redirect_url", "client_id", "scope", "user_id_claim"}
         allowed |= {"token_endpoint_auth", "expiry_seconds", "additional_parameters", "secrets"}
+        allowed |= {"authorize_url"}  # optional: where `switchboard auth-link` sends the customer to sign in
         c.unknown(obj, path, allowed)
         for key in ("token_url", "userinfo_url", "redirect_url"):
             c.typed(obj, key, "url!", path)
+        c.typed(obj, "authorize_url", "url", path)
         c.typed(obj, "client_id", "str!", path)
         c.typed(obj, "scope", "str", path)
         c.typed(obj, "user_id_claim", "str", path)

@@ -30,6 +30,7 @@ class CrmState:
     stage_ran_at: int | None = None  # ms; the last time the crm stage handled a message of this conversation
     messages_written: int = 0
     notices: tuple[str, ...] = ()
+    ticket_attempted_at: int | None = None  # ms; set before the first create call, so a retry knows to look first
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ def public_view(conversation: Conversation, crm: CrmState, messages: list[dict[s
             "owner_id": crm.owner_id,
             "stage_ran_at": _iso(crm.stage_ran_at) if crm.stage_ran_at else None,
             "messages_written": crm.messages_written,
+            "notices": list(crm.notices),
         },
         "messages": messages,
     }
@@ -178,8 +180,10 @@ def message_view(envelope: Envelope) -> dict[str, Any]:
         "id": envelope.id,
         "kind": envelope.kind,
         "text": envelope.text,
+        # type, name, size and stored key always (null until kept); where it came from and why not kept when known
         "attachments": [
-            {k: v for k, v in asdict(a).items() if v is not None or k in ("type", "stored_key")} for a in envelope.attachments
+            {k: v for k, v in asdict(a).items() if v is not None or k in ("type", "name", "size", "stored_key")}
+            for a in envelope.attachments
         ],
         "sent_at": _iso(envelope.sent_at),
         "received_at": _iso(envelope.received_at),

@@ -7,9 +7,11 @@ core stays free of boto3.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from switchboard.channels.base import FetchRequest
 from switchboard.conversations import Conversation, CrmState, Profile
 from switchboard.envelope import Envelope
 from switchboard.settings import Account, AuthSetting, CrmSettings, Widget, Workstream
@@ -39,6 +41,12 @@ class Publisher(Protocol):
         ...
 
 
+class ConversationReader(Protocol):
+    """Read-only access for the edge (token_validate checks a sign-in link's conversation is open)."""
+
+    def get(self, conversation_id: str) -> Conversation | None: ...
+
+
 class ConversationStore(Protocol):
     def current(self, key: str) -> Conversation | None: ...
     def get(self, conversation_id: str) -> Conversation | None: ...
@@ -65,6 +73,55 @@ class ProfileStore(Protocol):
     def profile(self, key: str) -> Profile | None: ...
     def set_name(self, key: str, name: str | None, *, checked_at: int) -> None: ...
     def set_contact(self, key: str, provider: str, contact_id: str) -> None: ...
+
+
+class FetchFailed(Exception):
+    """An outbound GET failed. ``retryable`` says whether another attempt may help (timeouts, 5xx,
+    429); the message names the URL without its query and never a header or parameter."""
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+
+
+class FetchTooLarge(FetchFailed):
+    """The body is (or says it is) larger than the caller allows; nothing of it is kept."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    body: bytes
+    content_type: str | None
+
+
+class Fetcher(Protocol):
+    def get(
+        self,
+        request: FetchRequest,
+        *,
+        max_bytes: int,
+        timeout: float,
+        check: Callable[[str | None, int | None], None] | None = None,
+    ) -> Fetched:
+        """GET ``request``, reading at most ``max_bytes`` within ``timeout`` seconds overall.
+
+        ``check`` sees the Content-Type and declared length before the body is read and may raise to
+        stop (what it raises propagates). Raises FetchFailed, or FetchTooLarge past ``max_bytes``.
+        """
+        ...
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, body: bytes, *, content_type: str | None) -> None:
+        """Keep ``body`` under ``key`` (overwriting: keys are derived, so a retry writes the same object).
+
+        Raises StoreUnavailable when the store refuses; the message is then retried whole.
+        """
+        ...
 
 
 class FailureLog(Protocol):

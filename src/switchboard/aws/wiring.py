@@ -15,7 +15,10 @@ from switchboard.aws.secret_store import PowertoolsSecrets
 from switchboard.aws.settings_store import DynamoSettings
 
 if TYPE_CHECKING:
+    from switchboard.attachments import AttachmentKeeper
+    from switchboard.chat_start import ChatDeps
     from switchboard.edge import EdgeDeps
+    from switchboard.names import NameLookup
 
 
 def edge_deps() -> EdgeDeps:
@@ -26,6 +29,26 @@ def edge_deps() -> EdgeDeps:
         secrets=PowertoolsSecrets(),
         publisher=SqsPublisher(env("INBOUND_QUEUE_URL"), by_conversation_key),
         secrets_prefix=env("SECRETS_PREFIX"),
+    )
+    warm_clients("dynamodb", "sqs", "secretsmanager")
+    return deps
+
+
+def chat_deps() -> ChatDeps:
+    """token_validate: the edge's ports plus read access to conversations and one key cache per container."""
+    from switchboard.chat_auth import KeyStore
+    from switchboard.chat_start import ChatDeps
+
+    allow_http = os.environ.get("SWITCHBOARD_ALLOW_HTTP") == "1"  # only the local stack sets it: deployed, https only
+    deps = ChatDeps(
+        settings=DynamoSettings(env("SETTINGS_TABLE")),
+        secrets=PowertoolsSecrets(),
+        publisher=SqsPublisher(env("INBOUND_QUEUE_URL"), by_conversation_key),
+        conversations=DynamoConversations(env("CONVERSATIONS_TABLE")),
+        # An unknown kid refetches the key URL at most once a minute; the local stack shortens it for its tests.
+        keys=KeyStore(allow_http=allow_http, refetch_interval=float(os.environ.get("SWITCHBOARD_KEY_REFETCH_SECONDS", "60"))),
+        secrets_prefix=env("SECRETS_PREFIX"),
+        allow_http=allow_http,
     )
     warm_clients("dynamodb", "sqs", "secretsmanager")
     return deps
@@ -56,3 +79,23 @@ def settings() -> DynamoSettings:
 
 def crm_publisher() -> SqsPublisher:
     return SqsPublisher(env("CRM_QUEUE_URL"), by_conversation_id)
+
+
+def route_fetching(reader: DynamoSettings) -> tuple[NameLookup, AttachmentKeeper]:
+    """What route fetches from the platforms: customer names (cached on the profile item) and attachment bytes
+    (into the attachments bucket). One secrets cache and one HTTP session serve both."""
+    from switchboard.attachments import AttachmentKeeper
+    from switchboard.aws.blob_store import S3BlobStore
+    from switchboard.http_fetch import RequestsFetcher
+    from switchboard.names import NameLookup
+
+    secrets, fetcher, prefix = PowertoolsSecrets(), RequestsFetcher(), env("SECRETS_PREFIX")
+    names = NameLookup(settings=reader, secrets=secrets, secrets_prefix=prefix, fetcher=fetcher, profiles=profiles())
+    keeper = AttachmentKeeper(
+        settings=reader,
+        secrets=secrets,
+        secrets_prefix=prefix,
+        fetcher=fetcher,
+        blobs=S3BlobStore(env("ATTACHMENTS_BUCKET")),
+    )
+    return names, keeper
