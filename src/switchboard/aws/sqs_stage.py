@@ -40,6 +40,29 @@ RETRY_CAP_SECONDS = 900.0
 MAX_VISIBILITY_SECONDS = 43_200  # SQS's limit for a visibility timeout
 
 
+class _InProgressBound:
+    """The Lambda context with its remaining time capped at the queue's visibility timeout.
+
+    Powertools expires an in-progress idempotency record after the remaining time it is given.
+    After the visibility timeout SQS may hand the message out again, and with FIFO ordering the
+    attempt holding the record can then only be one that died (a crash, a timeout), so the record
+    must not outlive it: otherwise every redelivery meets IdempotencyAlreadyInProgressError until
+    the message is dead-lettered. Deployed, the visibility timeout is longer than the function's
+    timeout (Lambda requires it), so the cap changes nothing; the local stack's 2 s queues need it.
+    """
+
+    def __init__(self, context: Any, cap_seconds: float | None) -> None:
+        self._context = context
+        self._cap_millis = None if cap_seconds is None else int(cap_seconds * 1000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        remaining = int(self._context.get_remaining_time_in_millis())
+        return remaining if self._cap_millis is None else min(remaining, self._cap_millis)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
 def is_permanent(exc: BaseException) -> bool:
     """True for failures another attempt cannot fix."""
     return isinstance(exc, EnvelopeError) or getattr(exc, "retryable", True) is False
@@ -77,6 +100,8 @@ class SqsStage:
         self.queue_url_env = queue_url_env
         self.retry_base = float(os.environ.get("SWITCHBOARD_RETRY_BASE_SECONDS", RETRY_BASE_SECONDS))
         self.retry_cap = float(os.environ.get("SWITCHBOARD_RETRY_CAP_SECONDS", RETRY_CAP_SECONDS))
+        visibility = os.environ.get("SWITCHBOARD_QUEUE_VISIBILITY_SECONDS")  # set by the local stack only
+        self.in_progress_cap = float(visibility) if visibility else None
         self._delays: dict[str, int] = {}  # message id -> seconds, for this batch's retryable failures
         self.processor = SqsFifoPartialProcessor(skip_group_on_error=True)
         if queue_url_env:
@@ -94,7 +119,8 @@ class SqsStage:
         )
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        self.idempotency.register_lambda_context(context)
+        bounded: Any = _InProgressBound(context, self.in_progress_cap)  # a LambdaContext in all Powertools reads
+        self.idempotency.register_lambda_context(bounded)
         self._delays = {}
         result = dict(
             process_partial_response(event=event, record_handler=self._record, processor=self.processor, context=context)
@@ -107,11 +133,12 @@ class SqsStage:
         envelope_doc: dict[str, Any] | None = None
         try:
             try:
-                envelope_doc = json.loads(record.body)
+                parsed = json.loads(record.body)
             except ValueError:
                 raise EnvelopeError("body is not JSON") from None
-            if not isinstance(envelope_doc, dict):
+            if not isinstance(parsed, dict):  # kept out of envelope_doc: _fail reads it as a mapping
                 raise EnvelopeError("envelope must be a JSON object")
+            envelope_doc = parsed
             Envelope.from_dict(envelope_doc)  # refuse unreadable envelopes before idempotency stores anything
             logger.set_correlation_id(str(envelope_doc.get("correlation_id") or record.message_id))
             outcome: dict[str, Any] = self._run(envelope=envelope_doc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,46 @@ def test_a_completed_envelope_delivered_again_is_not_processed_again(stage_env: 
     assert stage.handle(_event(body), Context())["batchItemFailures"] == []
     assert calls == ["line:acc:e2"]
     assert os.environ["IDEMPOTENCY_TABLE"]  # the record that made the second delivery a no-op lives there
+
+
+def test_a_json_body_that_is_not_an_object_is_dead_lettered_with_its_reason(stage_env: dict[str, str]) -> None:
+    failures = DynamoFailureLog(stage_env["CONVERSATIONS_TABLE"])
+    stage = SqsStage("route", lambda e: {}, dlq_url_env="INBOUND_DLQ_URL", failure_log=failures)
+
+    assert stage.handle(_event("[1, 2, 3]"), Context())["batchItemFailures"] == []
+
+    [dead] = _dead_letters(stage_env["INBOUND_DLQ_URL"])
+    assert dead["MessageAttributes"]["error"]["StringValue"] == "EnvelopeError: envelope must be a JSON object"
+    logged = failures.get("route", "m0")
+    assert logged is not None and logged["error"] == "EnvelopeError: envelope must be a JSON object"
+
+
+class RuntimeDied(BaseException):
+    """What a Lambda runtime crash looks like from inside: nothing the handler's code may catch."""
+
+
+def test_a_crashed_attempt_does_not_hold_the_message_past_the_queue_visibility(
+    stage_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The local stack's queues hide a message for 1-2 s while a function may run for 30 s; the
+    # in-progress record a crash leaves behind must expire when SQS hands the message out again.
+    monkeypatch.setenv("SWITCHBOARD_QUEUE_VISIBILITY_SECONDS", "1")
+    calls: list[str] = []
+    crash = [True]
+
+    def process(envelope: Envelope) -> dict[str, Any]:
+        calls.append(envelope.id)
+        if crash.pop() if crash else False:
+            raise RuntimeDied
+        return {"ok": True}
+
+    stage = SqsStage(
+        "route", process, dlq_url_env="INBOUND_DLQ_URL", failure_log=DynamoFailureLog(stage_env["CONVERSATIONS_TABLE"])
+    )
+    body = _envelope("e3").to_json()
+    with pytest.raises(RuntimeDied):
+        stage.handle(_event(body), Context())
+
+    time.sleep(1.2)  # the queue's visibility timeout passes: SQS delivers the message again
+    assert stage.handle(_event(body), Context())["batchItemFailures"] == []
+    assert calls == ["line:acc:e3", "line:acc:e3"]
