@@ -7,7 +7,7 @@ SAM_READY := $(SAM_VENV)/.ready
 # sam and cfn-lint read the template offline; they only need a region and some credentials.
 OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
 
-.PHONY: demo test lint unit e2e bench clean
+.PHONY: demo test lint unit e2e bench fuzz load clean
 
 $(READY): requirements-dev.txt src/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,10 +40,22 @@ unit: $(READY)
 e2e: $(READY)
 	$(VENV)/bin/pytest -q -m e2e tests/e2e
 
+## fuzz: the forgery properties with >= 10,000 cases (HYPOTHESIS_PROFILE=fuzz); prints the cases tried per target
+fuzz: $(READY)
+	HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/pytest -q tests/property
+
 ## bench: the benchmark suite; each prints a ratio against a floor measured in the same run
 bench: $(READY)
 	$(VENV)/bin/python bench/edge_ack.py
 	$(VENV)/bin/python bench/cold_start.py
+	$(VENV)/bin/python bench/line_parse.py
+	$(VENV)/bin/python bench/aws_calls.py
+	$(VENV)/bin/python bench/jwt_validate.py
+	$(VENV)/bin/python bench/crm_calls.py
+
+## load: load and fault run on the local stack (duplicates x3, CRM 503/429, crashes, poison); fails unless 0 lost, 0 duplicated
+load: $(READY)
+	$(VENV)/bin/python tests/load/load_fault.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .mypy_cache .pytest_cache .ruff_cache

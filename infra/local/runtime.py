@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from infra.local import faults
 from infra.local.template import ACCOUNT, REGION, Function
 
 
@@ -42,6 +43,7 @@ class LocalFunction:
         module = importlib.import_module(f"{package}.{module_name}")
         self.handler: Callable[[dict[str, Any], Any], Any] = getattr(module, attr)
         self.lock = threading.Lock()
+        faults.install()
 
     def invoke(self, event: dict[str, Any]) -> Any:
         context = LambdaContext(
@@ -51,5 +53,5 @@ class LocalFunction:
             aws_request_id=str(uuid.uuid4()),
             deadline=time.monotonic() + self.spec.timeout,
         )
-        with self.lock:
+        with self.lock, faults.invocation(self.spec.logical_id, event):  # a no-op unless `make load` asks for crashes
             return self.handler(event, context)

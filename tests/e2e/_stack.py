@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,10 +21,13 @@ import yaml
 
 from switchboard.channels.line import sign
 
+from . import _hygiene
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).resolve().parent / "config.yaml"
 SWITCHBOARD = Path(sys.executable).parent / "switchboard"
 READY_TIMEOUT = 60.0
+NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens, a connection is refused at once
 WAIT = 30.0  # bound for the pipeline to show a result
 T = TypeVar("T")
 
@@ -69,6 +73,8 @@ class Stack:
         return env
 
     def cli(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        if len(args) > 1 and args[0] == "apply":  # its secrets must then never show in a log or an error body
+            _hygiene.register_config(ROOT / args[1])
         done = subprocess.run(
             [str(SWITCHBOARD), *args], capture_output=True, text=True, env=self.env(), timeout=timeout, check=False, cwd=ROOT
         )
@@ -102,6 +108,15 @@ class Stack:
 
         return wait_for(ready, f"a conversation of {user} on {account_id} with {messages} message(s)")
 
+    def wait_stored(self, account_id: str, user: str, *, messages: int = 1) -> dict[str, Any]:
+        """Like wait_conversation, but only until route has stored the messages (stages after it may still be busy)."""
+
+        def ready() -> dict[str, Any] | None:
+            rows = self.conversations_of(account_id, user)
+            return self.show(rows[0]["conversation_id"]) if len(rows) == 1 and rows[0]["message_count"] >= messages else None
+
+        return wait_for(ready, f"{messages} stored message(s) of {user} on {account_id}")
+
     # -- the webhook -------------------------------------------------------------------------------
     def secret(self, account_id: str) -> str:
         account = next(a for a in self.config["accounts"] if a["id"] == account_id)
@@ -116,6 +131,30 @@ class Stack:
         elif signature is not None:
             sent["X-Line-Signature"] = signature
         return requests.post(f"{self.url}/webhooks/line/{account_id}", data=body, headers=sent, timeout=10)
+
+    def account_secrets(self, account_id: str) -> dict[str, str]:
+        account = next(a for a in self.config["accounts"] if a["id"] == account_id)
+        return {k: str(v) for k, v in account["secrets"].items()}
+
+    def post_facebook(self, account_id: str, body: bytes, *, headers: dict[str, str] | None = None) -> requests.Response:
+        """Signed with the account's app secret as Meta does (X-Hub-Signature-256) unless ``headers`` says otherwise."""
+        from switchboard.channels.facebook import sign_sha256
+
+        if headers is None:
+            headers = {"X-Hub-Signature-256": sign_sha256(self.account_secrets(account_id)["app_secret"], body)}
+        sent = {"Content-Type": "application/json", **headers}
+        return requests.post(f"{self.url}/webhooks/facebook/{account_id}", data=body, headers=sent, timeout=10)
+
+    def post_gbm(
+        self, account_id: str, body: bytes, *, key: str | None = "client_token", headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        """Signed as Google does (X-Goog-Signature) with the account's secret named ``key``; None sends it unsigned."""
+        from switchboard.channels.gbm import sign as sign_gbm
+
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        if key is not None:
+            sent["X-Goog-Signature"] = sign_gbm(self.account_secrets(account_id)[key], body)
+        return requests.post(f"{self.url}/webhooks/gbm/{account_id}", data=body, headers=sent, timeout=10)
 
     def send_text(self, account_id: str, user: str, text: str, **event: Any) -> dict[str, Any]:
         sent = line_event(text, user, **event)
@@ -143,13 +182,27 @@ def wait_for(probe: Callable[[], T | None], what: str, timeout: float = WAIT) ->
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("switchboard-home")
+    with start_stack(CONFIG, tmp_path_factory.mktemp("switchboard-home")) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def start_stack(config_path: Path, home: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """`switchboard local --config config_path` with its state in ``home``; stopped (and checked) on exit.
+
+    For a module whose settings must not meet the session stack's (the CRM is global to a stack).
+    """
     out_path, err_path = home / "local.out", home / "local.err"
+    _hygiene.register_config(config_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # The recorded payloads name real CDN and storage URLs: every fetch beyond this machine goes to a
+    # closed proxy and fails at once, as it would in CI, while the fake servers on 127.0.0.1 answer.
+    env.update({"HTTPS_PROXY": NOWHERE, "HTTP_PROXY": NOWHERE, "NO_PROXY": "127.0.0.1,localhost"})
+    env.update(extra_env or {})
     env["SWITCHBOARD_HOME"] = str(home)
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(
-            [str(SWITCHBOARD), "local", "--port", "0", "--config", str(CONFIG)], stdout=out, stderr=err, env=env, cwd=ROOT
+            [str(SWITCHBOARD), "local", "--port", "0", "--config", str(config_path)], stdout=out, stderr=err, env=env, cwd=ROOT
         )
     try:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -165,7 +218,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     pytest.fail(f"switchboard local was not ready within {READY_TIMEOUT:.0f}s:\n{out_path.read_text()}")
                 time.sleep(0.1)
         assert url.startswith("http://127.0.0.1:")
-        yield Stack(url=url, home=home, config=yaml.safe_load(CONFIG.read_text()))
+        _hygiene.REGISTRY.stack_urls.add(url)
+        yield Stack(url=url, home=home, config=yaml.safe_load(config_path.read_text()))
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -179,3 +233,5 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert process.returncode == 0, f"switchboard local exited {process.returncode}:\n{err_path.read_text()}"
     assert "stopped" in output.splitlines(), output[-2000:]
     assert not (home / "local.json").exists(), "the state file outlived the stack"
+    leaks = _hygiene.check_stack(url, home)
+    assert not leaks, "a configured secret or token appears in the stack's logs or error bodies:\n" + "\n".join(leaks)
