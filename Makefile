@@ -52,6 +52,7 @@ bench: $(READY)
 	$(VENV)/bin/python bench/aws_calls.py
 	$(VENV)/bin/python bench/jwt_validate.py
 	$(VENV)/bin/python bench/crm_calls.py
+	$(VENV)/bin/python bench/throughput.py
 
 ## load: load and fault run on the local stack (duplicates x3, CRM 503/429, crashes, poison); fails unless 0 lost, 0 duplicated
 load: $(READY)
