@@ -10,7 +10,6 @@ nothing downstream can store one in DynamoDB by accident.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +17,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from switchboard import channels, rules
+from switchboard.settings import ID_PATTERN
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOP_LEVEL = ("accounts", "auth_settings", "widgets", "workstreams", "crm")
 CRM_PROVIDERS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     # provider: (settings and their types, required secrets)

@@ -6,9 +6,13 @@ table is the validated object minus its secret values. These classes are what th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
+# Every id in the configuration, and every id a URL path names (interface section 2): anything else is
+# refused before a look-up, so a path cannot fill caches or logs, or exceed DynamoDB's key size.
+ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_CLOSE_AFTER_MINUTES = 1440
 DEFAULT_PRIORITY = 10
 
@@ -90,6 +94,11 @@ class CrmSettings:
 
 
 NO_CRM = CrmSettings(provider="none")
+
+
+def is_valid_id(value: object) -> bool:
+    """Whether ``value`` could name a configured object (account, widget, auth setting, workstream)."""
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
 
 
 def workstream_from_dict(data: dict[str, Any]) -> Workstream:
