@@ -127,8 +127,8 @@ def _open(
     store.save_crm_state(conversation_id, state)
     if created_contact and deps.profiles is not None:
         deps.profiles.set_contact(conversation.key, settings.provider, contact_id)
-    ticket_owner = adapter.ticket_owner(owner)
     ticket_id = adapter.open_ticket(ref, contact_id=contact_id, first_message=envelope, owner_id=owner, retry=retry)
+    ticket_owner = adapter.ticket_owner(owner)  # after the write: a credential failover during it may change the owner
     state = replace(state, ticket_id=ticket_id, owner_id=ticket_owner)
     store.save_crm_state(conversation_id, state)
     return state

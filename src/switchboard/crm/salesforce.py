@@ -106,6 +106,8 @@ class SalesforceAdapter(CrmAdapter):
         self._refresh_tokens = tokens
         self._next_index = 0
         self._session: _Session | None = None
+        # Every linked admin a token has named: an owner that is one of them means "the linked admin".
+        self._admin_ids: set[str] = set()
         self.http = CrmHttp(self.provider, session=session, secrets=[client_secret, *tokens])
         self.notices: list[CrmNotice] = []
         self._on_notice = on_notice
@@ -192,6 +194,7 @@ class SalesforceAdapter(CrmAdapter):
             if len(parts) < 2:
                 raise self.http.error(CrmAuthError, "token response has an identity URL without a user id")
             self._next_index = index
+            self._admin_ids.add(parts[-1])
             self._session = _Session(
                 access_token=access_token,
                 instance_url=instance_url,
@@ -217,7 +220,24 @@ class SalesforceAdapter(CrmAdapter):
 
     def _api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         base = f"{self._current().instance_url}/services/data/v{self.api_version}"
-        return self.http.request(method, f"{base}/{path}", auth=self._bearer, refresh=self._forget_session, **kwargs)
+        body = kwargs.get("json_body")
+
+        def auth() -> dict[str, str]:
+            # Asked again after a 401's refresh, before the body is serialised: a write that was to be
+            # owned by the linked admin whose token has just been refused (a revoked, perhaps
+            # deactivated user, who can own nothing) is owned by the admin whose token works.
+            headers = self._bearer()
+            if isinstance(body, dict) and body.get("OwnerId") in self._admin_ids:
+                body["OwnerId"] = self._current().user_id
+            return headers
+
+        return self.http.request(method, f"{base}/{path}", auth=auth, refresh=self._forget_session, **kwargs)
+
+    def ticket_owner(self, owner_id: str | None) -> str | None:
+        """The linked admin's id as it is now: a failover since ``owner_id`` was read changed who that is."""
+        if owner_id is not None and owner_id in self._admin_ids and self._session is not None:
+            return self._session.user_id
+        return owner_id
 
     # -- CrmAdapter ----------------------------------------------------------------------------
 

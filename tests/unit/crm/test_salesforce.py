@@ -360,3 +360,35 @@ def test_case_comment_has_no_owner_even_with_default_user_always(
     )
     assert body_of(rsps.calls[1]) == {"ParentId": "5005g00000AbCdEAAZ", "CommentBody": "It arrived broken"}
     assert "Sforce-Auto-Assign" not in rsps.calls[1].request.headers
+
+
+def test_failover_mid_write_makes_the_working_admin_the_owner(
+    rsps: responses.RequestsMock, adapter: SalesforceAdapter, conversation: ConversationRef, first_message: Envelope
+) -> None:
+    # A warm adapter holds admin 1's session; admin 1 is then revoked, so the write's 401 refresh fails
+    # over to admin 2. The Case must not be owned by the revoked admin (who can own nothing).
+    serve(rsps, "salesforce", "token")
+    first_admin = adapter.whoami().id
+    serve(rsps, "salesforce", "session_expired", url=CASE_URL, method="PATCH")
+    serve(rsps, "salesforce", "token_invalid_grant")
+    serve(rsps, "salesforce", "token_second_admin")
+    serve(rsps, "salesforce", "case_created")
+    adapter.open_ticket(conversation, contact_id="0035g00000XyZ12AAB", first_message=first_message, owner_id=first_admin)
+    first_try, retry = rsps.calls[1], rsps.calls[4]
+    assert body_of(first_try)["OwnerId"] == first_admin == "0055g00000ABCdeAAH"
+    assert retry.request.url == CASE_URL
+    assert body_of(retry)["OwnerId"] == "0055g00000XYZabAAC"
+    assert adapter.ticket_owner(first_admin) == "0055g00000XYZabAAC"
+
+
+def test_an_owner_who_is_not_a_linked_admin_is_kept_across_a_failover(
+    rsps: responses.RequestsMock, adapter: SalesforceAdapter, conversation: ConversationRef, first_message: Envelope
+) -> None:
+    serve(rsps, "salesforce", "token")
+    serve(rsps, "salesforce", "session_expired", url=CASE_URL, method="PATCH")
+    serve(rsps, "salesforce", "token_invalid_grant")
+    serve(rsps, "salesforce", "token_second_admin")
+    serve(rsps, "salesforce", "case_created")
+    adapter.open_ticket(conversation, contact_id="0035g00000XyZ12AAB", first_message=first_message, owner_id="005OTHERUSER0001")
+    assert body_of(rsps.calls[4])["OwnerId"] == "005OTHERUSER0001"
+    assert adapter.ticket_owner("005OTHERUSER0001") == "005OTHERUSER0001"
