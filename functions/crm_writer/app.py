@@ -12,7 +12,7 @@ from switchboard.aws.secret_store import PowertoolsSecrets
 from switchboard.aws.sqs_stage import SqsStage
 from switchboard.crm.factory import AdapterCache
 from switchboard.envelope import Envelope
-from switchboard.observability import logger, metrics
+from switchboard.lambda_entry import sqs
 from switchboard.secret_names import secret_name
 
 # Module scope: a warm function keeps its adapter (and the CRM token it holds) across invocations.
@@ -36,9 +36,4 @@ def _process(envelope: Envelope) -> dict[str, Any]:
 
 STAGE = SqsStage("crm", _process, dlq_url_env="CRM_DLQ_URL", failure_log=wiring.failure_log(), queue_url_env="CRM_QUEUE_URL")
 wiring.warm_clients("dynamodb", "sqs")
-
-
-@logger.inject_lambda_context
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return STAGE.handle(event, context)
+handler = sqs(STAGE)

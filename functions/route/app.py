@@ -8,7 +8,7 @@ from switchboard import route_stage
 from switchboard.aws import wiring
 from switchboard.aws.sqs_stage import SqsStage
 from switchboard.envelope import Envelope
-from switchboard.observability import logger, metrics
+from switchboard.lambda_entry import sqs
 
 SETTINGS = wiring.settings()
 NAMES, ATTACHMENTS = wiring.route_fetching(SETTINGS)
@@ -29,9 +29,9 @@ STAGE = SqsStage("route", _process, dlq_url_env="INBOUND_DLQ_URL", failure_log=w
 wiring.warm_clients("dynamodb", "sqs")
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def _budget(context: Any) -> None:
     # Downloads stop retrying while the run still has time to store and forward what it holds.
     ATTACHMENTS.time_left = lambda: context.get_remaining_time_in_millis() / 1000
-    return STAGE.handle(event, context)
+
+
+handler = sqs(STAGE, before=_budget)

@@ -4,18 +4,9 @@ The dependencies, and with them the cache of portals' public keys, live at modul
 container validates tokens without fetching keys again.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
-from switchboard import apigw, chat_start
+from switchboard import chat_start
 from switchboard.aws.wiring import chat_deps
-from switchboard.observability import logger, metrics
+from switchboard.lambda_entry import http
 
 DEPS = chat_deps()
-
-
-@logger.inject_lambda_context  # chat_start sets the correlation id from API Gateway's request id
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return apigw.serve(event, lambda request: chat_start.handle(request, DEPS))
+handler = http(lambda request: chat_start.handle(request, DEPS))
