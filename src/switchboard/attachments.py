@@ -11,6 +11,12 @@ the same for every channel:
   does not allow (from the file name, else the URL's path, else the Content-Type), no byte is kept:
   the attachment records why and the message becomes kind ``unsupported`` with the interface's
   text. What the customer sent is kept under ``data["unsupported"]`` for the record.
+- What is kept is what the allowed extension says, and nothing else: the object's Content-Type is
+  the extension's (:func:`content_type_of`), never the server's header, and the bytes must start
+  with that type's signature where it has one (:func:`signature_matches`). A ``.jpg`` whose bytes
+  are an HTML page is refused like a disallowed extension, so the bucket never holds a document a
+  browser would render as a page. Types without a reliable signature (txt, csv) are stored as their
+  extension's type.
 - A failed download is retried a few times with backoff inside the run, then recorded on the
   attachment's ``error``. The message is stored and routed either way; only the bucket refusing
   a write fails the message (SQS then retries it whole, and the same keys are written again).
@@ -71,6 +77,98 @@ _TYPE_EXTENSIONS: dict[str, tuple[str, ...]] = {
 _EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
+# What a kept file is stored as, by its allowed extension. Anything else is an opaque download.
+_STORED_TYPES: dict[str, str] = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "heic": "image/heic",
+    "heif": "image/heif",
+    "pdf": "application/pdf",
+    "txt": "text/plain",
+    "csv": "text/csv",
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "webm": "video/webm",
+    "3gp": "video/3gpp",
+    "m4a": "audio/mp4",
+    "aac": "audio/aac",
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "ogg": "audio/ogg",
+    "zip": "application/zip",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "doc": "application/msword",
+    "xls": "application/vnd.ms-excel",
+    "ppt": "application/vnd.ms-powerpoint",
+}
+OPAQUE_TYPE = "application/octet-stream"
+
+
+def _ftyp(body: bytes) -> bool:  # ISO base media (mp4, m4a, mov, 3gp, heic): a box of type "ftyp" first
+    return body[4:8] == b"ftyp"
+
+
+def _quicktime(body: bytes) -> bool:  # older QuickTime files open with another top-level atom
+    return _ftyp(body) or body[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+
+
+def _riff(kind: bytes) -> Callable[[bytes], bool]:
+    return lambda body: body[:4] == b"RIFF" and body[8:12] == kind
+
+
+def _mpeg_audio(body: bytes) -> bool:  # an ID3 tag, or an MPEG audio frame's 11-bit sync
+    return body[:3] == b"ID3" or (len(body) >= 2 and body[0] == 0xFF and body[1] & 0xE0 == 0xE0)
+
+
+def _adts(body: bytes) -> bool:  # AAC: ADTS sync (12 bits, layer 0), ADIF, or an ID3 tag in front
+    return body[:3] == b"ID3" or body[:4] == b"ADIF" or (len(body) >= 2 and body[0] == 0xFF and body[1] & 0xF6 == 0xF0)
+
+
+def _zip(body: bytes) -> bool:  # docx, xlsx and pptx are zip archives
+    return body[:4] in (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _ole(body: bytes) -> bool:  # doc, xls and ppt: the OLE2 compound file header
+    return body[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _jpeg(body: bytes) -> bool:
+    return body[:3] == b"\xff\xd8\xff"
+
+
+# The leading bytes each type must have. Extensions absent here (txt, csv) have no reliable signature.
+_SIGNATURES: dict[str, Callable[[bytes], bool]] = {
+    "jpg": _jpeg,
+    "jpeg": _jpeg,
+    "png": lambda body: body[:8] == b"\x89PNG\r\n\x1a\n",
+    "gif": lambda body: body[:6] in (b"GIF87a", b"GIF89a"),
+    "webp": _riff(b"WEBP"),
+    "heic": _ftyp,
+    "heif": _ftyp,
+    "pdf": lambda body: body[:4] == b"%PDF",
+    "mp4": _ftyp,
+    "m4a": _ftyp,
+    "3gp": _ftyp,
+    "mov": _quicktime,
+    "webm": lambda body: body[:4] == b"\x1a\x45\xdf\xa3",
+    "mp3": _mpeg_audio,
+    "aac": _adts,
+    "wav": _riff(b"WAVE"),
+    "ogg": lambda body: body[:4] == b"OggS",
+    "zip": _zip,
+    "docx": _zip,
+    "xlsx": _zip,
+    "pptx": _zip,
+    "doc": _ole,
+    "xls": _ole,
+    "ppt": _ole,
+}
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -112,6 +210,17 @@ def extensions_of_type(content_type: str | None) -> tuple[str, ...]:
     if not content_type:
         return ()
     return _TYPE_EXTENSIONS.get(content_type.split(";", 1)[0].strip().lower(), ())
+
+
+def content_type_of(extension: str) -> str:
+    """The Content-Type a file kept under ``extension`` is stored with, whatever its server claimed."""
+    return _STORED_TYPES.get(extension, OPAQUE_TYPE)
+
+
+def signature_matches(extension: str, body: bytes) -> bool | None:
+    """Whether ``body`` starts like an ``extension`` file; ``None`` where the type has no reliable signature."""
+    test = _SIGNATURES.get(extension)
+    return None if test is None else test(body)
 
 
 def safe_name(attachment: Attachment, extension: str | None) -> str:
@@ -209,9 +318,16 @@ class AttachmentKeeper:
             return self._refused(envelope, index, attachment, reason), reason
         if fetched is None:
             return self._failed(envelope, index, attachment, failure or "not fetched"), None
-        name = safe_name(attachment, extension or (chosen[0] if chosen else None))
+        kind = extension or (chosen[0] if chosen else None)
+        if kind is None:  # a fetcher that never called check: no allowed type vouches for these bytes
+            reason = "its type could not be determined"
+            return self._refused(envelope, index, attachment, reason), reason
+        if signature_matches(kind, fetched.body) is False:
+            reason = f"the bytes are not a {kind} file"
+            return self._refused(envelope, index, attachment, reason), reason
+        name = safe_name(attachment, kind)
         key = attachment_key(conversation_id, envelope.id, index, name)
-        self.blobs.put(key, fetched.body, content_type=fetched.content_type)
+        self.blobs.put(key, fetched.body, content_type=content_type_of(kind))
         logger.info(
             "attachment kept",
             extra={"envelope_id": envelope.id, "index": index, "stored_key": key, "size": len(fetched.body)},

@@ -11,15 +11,14 @@ left empty.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, replace
 
-from switchboard import channels
+from switchboard import channels, safe_json
 from switchboard.envelope import Envelope
 from switchboard.http_fetch import LazySecrets
 from switchboard.observability import logger
-from switchboard.ports import Fetcher, FetchFailed, ProfileStore, SecretReader, SettingsReader
+from switchboard.ports import Fetcher, FetchFailed, ProfileStore, SecretReader, SettingsReader, StoreUnavailable
 from switchboard.secret_names import secret_name
 
 DEFAULT_TTL_SECONDS = 24 * 3600
@@ -72,12 +71,12 @@ class NameLookup:
             if request is None:
                 return known  # nothing to ask this platform about this customer
             fetched = self.fetcher.get(request, max_bytes=PROFILE_MAX_BYTES, timeout=LOOKUP_TIMEOUT)
-            name = adapter.profile_name(json.loads(fetched.body))
+            name = adapter.profile_name(safe_json.loads(fetched.body))
         except FetchFailed as exc:  # names the URL without its query
             reason = f"{type(exc).__name__}: {exc}"
-        except KeyError as exc:  # names the missing secret, never a value
+        except (KeyError, StoreUnavailable) as exc:  # missing, or Secrets Manager not answering: names the secret, never a value
             reason = f"secret unavailable: {exc.args[0] if exc.args else 'unknown'}"
-        except ValueError:
+        except ValueError:  # safe_json's JsonError: malformed, or nested deep enough to break json itself
             reason = "the profile answer is not JSON"
         if reason is not None:
             logger.warning("name look-up failed", extra={"profile": key, "error": reason})

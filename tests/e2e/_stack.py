@@ -32,6 +32,19 @@ WAIT = 30.0  # bound for the pipeline to show a result
 T = TypeVar("T")
 
 
+class _NoAliases(yaml.SafeDumper):
+    """`switchboard apply` refuses YAML aliases to mappings or lists (alias bombs), so a test that reuses one
+    dict in several places must write it out each time."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_config(document: Any) -> str:
+    """A configuration document as YAML that `switchboard apply` accepts: no anchors, keys in written order."""
+    return yaml.dump(document, Dumper=_NoAliases, sort_keys=False)
+
+
 def new_user() -> str:
     """A LINE userId of the real shape (U + 32 hex), unique per test."""
     return "U" + uuid.uuid4().hex
@@ -198,6 +211,9 @@ def start_stack(config_path: Path, home: Path, extra_env: dict[str, str] | None 
     # The recorded payloads name real CDN and storage URLs: every fetch beyond this machine goes to a
     # closed proxy and fails at once, as it would in CI, while the fake servers on 127.0.0.1 answer.
     env.update({"HTTPS_PROXY": NOWHERE, "HTTP_PROXY": NOWHERE, "NO_PROXY": "127.0.0.1,localhost"})
+    # An admin debugging turns event logging on; every stack runs so, and the hygiene check at its stop
+    # proves that no function logs a request (signatures, tokens, JWTs) even then.
+    env["POWERTOOLS_LOGGER_LOG_EVENT"] = "true"
     env.update(extra_env or {})
     env["SWITCHBOARD_HOME"] = str(home)
     with out_path.open("w") as out, err_path.open("w") as err:

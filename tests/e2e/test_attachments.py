@@ -18,7 +18,6 @@ from typing import Any
 import boto3
 import pytest
 import requests
-import yaml
 from fakes.platform import FakePlatform
 
 from switchboard.channels.facebook import sign_sha256
@@ -27,7 +26,7 @@ from switchboard.channels.gbm import sign as sign_gbm
 from switchboard.channels.line import sign as sign_line
 from switchboard.envelope import UNSUPPORTED_TEXT
 
-from ._stack import Stack, line_body, new_event_id, new_user
+from ._stack import Stack, dump_config, line_body, new_event_id, new_user
 
 pytestmark = pytest.mark.e2e
 
@@ -76,6 +75,8 @@ def platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                     "id": GBM,
                     "channel": "gbm",
                     "name": "GBM media e2e",
+                    "brand_id": "BRAND_ID",  # the agent build_message writes by default
+                    "agent_id": "AGENT_ID",
                     "workstream": "media",
                     "attachments": LIMITS,
                     "secrets": GBM_SECRETS,
@@ -84,7 +85,7 @@ def platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "workstreams": [{"id": "media", "fallback_queue": "media"}],
         }
         path = tmp_path_factory.mktemp("media") / "media.yaml"
-        path.write_text(yaml.safe_dump(document))
+        path.write_text(dump_config(document))
         applied = stack.cli("apply", str(path)).stdout
         assert f"account {LINE}" in applied and f"account {FB}" in applied, applied
         yield fake

@@ -1,31 +1,34 @@
-"""The one place chat authentication talks HTTP.
+"""Chat authentication's outbound calls: key endpoints and identity providers, over :mod:`switchboard.outbound_http`.
 
-Every outbound call here goes to a URL taken from an auth setting, which an administrator wrote in
-the configuration file: never to a URL found in a request or in a token header (``jku``, ``x5u``).
-That is the SSRF guard, together with three limits that hold whatever the far end does:
+Every call here goes to a URL taken from an auth setting, which an administrator wrote in the
+configuration file: never to a URL found in a request or in a token header (``jku``, ``x5u``).
+That is the first SSRF guard; :mod:`switchboard.outbound_http` adds the rest, whatever the far end does:
 
-* only ``https`` unless the caller opts into ``http`` (the local stack serves keys on 127.0.0.1);
-* redirects are not followed, so a configured URL cannot bounce the call elsewhere;
-* a deadline and a byte cap are enforced while the body streams in, so a slow or endless answer
-  costs at most about ``timeout`` seconds and ``max_bytes`` of memory.
+* the address policy: deployed, https to public addresses only; the local stack (and only it,
+  ``allow_http``) also plain http and loopback, where its key servers and IdPs listen;
+* redirects are not followed, so a configured URL cannot bounce the call elsewhere (a 3xx is an answer);
+* one overall deadline per call covering connect, TLS, headers and body, and a byte cap enforced
+  while the body streams in: a slow or endless answer costs at most ``timeout`` seconds and
+  ``max_bytes`` of memory, however it dribbles.
 
 ``requests`` is imported on first use: a cold start that only checks an HMAC state never pays for it.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+
+from switchboard import outbound_http
+from switchboard.outbound_http import AddressPolicy, Limits, OutboundError
 
 DEFAULT_MAX_BYTES = 64 * 1024
-_CHUNK = 8192
+
+_CLIENTS: dict[AddressPolicy, outbound_http.Client] = {}
 
 
 class FetchError(Exception):
-    """A call that produced no usable answer. The message names the failure kind, never a body."""
+    """A call that produced no usable answer. The message names the failure kind, never a URL's query or a body."""
 
 
 @dataclass(frozen=True)
@@ -39,17 +42,29 @@ class HttpResponse:
         return 200 <= self.status < 300
 
 
-def check_url(url: str, *, allow_http: bool) -> None:
+def policy_for(allow_http: bool) -> AddressPolicy:
+    """``allow_http`` is the local stack's switch (``SWITCHBOARD_ALLOW_HTTP``): http and loopback, nothing more."""
+    return outbound_http.LOCAL if allow_http else outbound_http.DEPLOYED
+
+
+def limits(timeout: float, max_bytes: int) -> Limits:
+    """A chat start waits on these calls: the whole call, and each connect and read within it, fit ``timeout``."""
+    return Limits(deadline=timeout, max_bytes=max_bytes, connect_timeout=timeout, read_timeout=timeout, max_redirects=0)
+
+
+def check_url(url: str, *, allow_http: bool = False, policy: AddressPolicy | None = None) -> None:
     """Refuse a URL before any socket is opened, so a bad setting fails the same way every time."""
     try:
-        parts = urlsplit(url)
-    except ValueError:
-        raise FetchError("the URL cannot be parsed") from None
-    allowed = {"https", "http"} if allow_http else {"https"}
-    if parts.scheme not in allowed:
-        raise FetchError(f"only {' or '.join(sorted(allowed))} URLs are allowed, not {parts.scheme or 'no scheme'!r}")
-    if not parts.hostname:
-        raise FetchError("the URL has no host")
+        (policy or policy_for(allow_http)).check_url(url)
+    except OutboundError as exc:
+        raise FetchError(exc.reason) from None
+
+
+def _client(policy: AddressPolicy) -> outbound_http.Client:
+    client = _CLIENTS.get(policy)
+    if client is None:
+        client = _CLIENTS[policy] = outbound_http.Client(policy)
+    return client
 
 
 def request(
@@ -59,68 +74,35 @@ def request(
     timeout: float,
     max_bytes: int = DEFAULT_MAX_BYTES,
     allow_http: bool = False,
+    policy: AddressPolicy | None = None,
     headers: Mapping[str, str] | None = None,
     data: Mapping[str, str] | None = None,
 ) -> HttpResponse:
-    """One bounded HTTP call; any status is returned, only transport failures raise."""
-    check_url(url, allow_http=allow_http)
-    import requests  # lazy: see the module docstring
-
-    send_headers = {"Accept-Encoding": "identity"}  # count the bytes we really receive, no zip bombs
-    send_headers.update(headers or {})
-    deadline = time.monotonic() + timeout
+    """One bounded HTTP call; any status is returned, only transport failures (and refusals) raise :class:`FetchError`."""
     try:
-        with requests.request(
+        resp = _client(policy or policy_for(allow_http)).request(
             method,
             url,
-            headers=send_headers,
+            limits=limits(timeout, max_bytes),
+            headers=headers,
             data=dict(data) if data is not None else None,
-            timeout=(timeout, timeout),
-            stream=True,
-            allow_redirects=False,
-        ) as resp:
-            declared = resp.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise FetchError(f"the answer is larger than {max_bytes} bytes")
-            chunks: list[bytes] = []
-            total = 0
-            for chunk in _chunks(resp):
-                total += len(chunk)
-                if total > max_bytes:
-                    raise FetchError(f"the answer is larger than {max_bytes} bytes")
-                if time.monotonic() > deadline:
-                    raise FetchError(f"no complete answer within {timeout:g} s")
-                chunks.append(chunk)
-            return HttpResponse(resp.status_code, b"".join(chunks), dict(resp.headers))
-    except requests.Timeout:
-        raise FetchError(f"no answer within {timeout:g} s") from None
-    except requests.RequestException as exc:
-        # The exception text may quote the URL with a query string; keep only its kind.
-        raise FetchError(f"the connection failed ({type(exc).__name__})") from None
+        )
+    except outbound_http.TooLarge:
+        raise FetchError(f"the answer is larger than {max_bytes} bytes") from None
+    except outbound_http.TimedOut:
+        raise FetchError(f"no answer within {timeout:.3g} s") from None
+    except OutboundError as exc:  # its reason names the kind of failure only: no URL, no library text
+        raise FetchError(f"the {exc.reason}" if isinstance(exc, outbound_http.ConnectionFailed) else exc.reason) from None
+    return HttpResponse(resp.status, resp.body, dict(resp.headers))
 
 
-def _chunks(resp: Any) -> Iterator[bytes]:
-    """Whatever bytes have arrived, as they arrive.
-
-    ``iter_content(n)`` blocks until ``n`` bytes are in, so a server dripping one byte at a time
-    would stretch the deadline check to ``n`` read timeouts; ``read1`` returns after one socket read.
-    The socket timeout still bounds each read, so the worst case is about twice ``timeout``.
-    """
-    read1 = getattr(resp.raw, "read1", None)
-    if read1 is None:  # pragma: no cover - urllib3 < 2
-        yield from resp.iter_content(_CHUNK)
-        return
-    while chunk := read1(_CHUNK):
-        yield chunk
-
-
-def get_bytes(url: str, timeout: float, max_bytes: int) -> bytes:
+def get_bytes(url: str, timeout: float, max_bytes: int, *, policy: AddressPolicy = outbound_http.DEPLOYED) -> bytes:
     """The default key getter: a 2xx body or :class:`FetchError`.
 
-    The scheme is not checked here because :class:`~switchboard.chat_auth.keys.KeyStore` checks it
-    (with its own ``allow_http``) before any getter, default or injected, is called.
+    :class:`~switchboard.chat_auth.keys.KeyStore` binds ``policy`` to its own (and checks the URL
+    before any getter, default or injected, is called).
     """
-    resp = request("GET", url, timeout=timeout, max_bytes=max_bytes, allow_http=True, headers={"Accept": "*/*"})
+    resp = request("GET", url, timeout=timeout, max_bytes=max_bytes, policy=policy, headers={"Accept": "*/*"})
     if not resp.ok:
         raise FetchError(f"the endpoint answered HTTP {resp.status}")
     return resp.body

@@ -3,8 +3,9 @@
 The auth setting's ``public_key_url`` answers either one PEM public key, or (for rotation) a JSON
 array of ``{"kid", "publicKey": base64 of a PEM, "expiry": unix seconds}`` as Dynamics 365 defines
 it. The URL comes only from the stored auth setting, never from the request or the token (a token's
-``jku``/``x5u`` headers are ignored): that, plus https-only, no redirects, a 3 s deadline and a 64 KiB
-cap (see :mod:`switchboard.chat_auth._http`), is the guard against server-side request forgery.
+``jku``/``x5u`` headers are ignored): that, plus https to public addresses only (checked on the
+address connected to), no redirects, one 3 s deadline for the whole fetch (headers included) and a
+64 KiB cap (see :mod:`switchboard.chat_auth._http`), is the guard against server-side request forgery.
 
 Caching matters because the endpoint is the business's web server, and every chat start would
 otherwise wait on it. The rules:
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import functools
 import math
 import threading
 import time
@@ -34,11 +35,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from switchboard.chat_auth._http import DEFAULT_MAX_BYTES, FetchError, check_url, get_bytes
+from switchboard import safe_json
+from switchboard.chat_auth._http import DEFAULT_MAX_BYTES, FetchError, check_url, get_bytes, policy_for
 from switchboard.chat_auth.errors import UNKNOWN_KEY, ChatAuthError, KeyFetchError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+    from switchboard.outbound_http import AddressPolicy
 
 MAX_TIMEOUT = 3.0
 MIN_RSA_BITS = 2048
@@ -88,6 +92,7 @@ class KeyStore:
         getter: KeyGetter | None = None,
         clock: Callable[[], float] = time.time,
         allow_http: bool = False,
+        policy: AddressPolicy | None = None,
         timeout: float = MAX_TIMEOUT,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_age: float = 300.0,
@@ -98,9 +103,11 @@ class KeyStore:
             raise ValueError(f"timeout must be in (0, {MAX_TIMEOUT}] seconds: the chat start waits on it")
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
-        self._getter: KeyGetter = getter or get_bytes
-        self._clock = clock
         self.allow_http = allow_http
+        # allow_http is the local stack's switch; an explicit policy (tests) takes precedence.
+        self.policy = policy if policy is not None else policy_for(allow_http)
+        self._getter: KeyGetter = getter or functools.partial(get_bytes, policy=self.policy)
+        self._clock = clock
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.max_age = max_age
@@ -169,7 +176,7 @@ class KeyStore:
         if url in self._allowed_urls:  # parsed once per URL: this runs on every validation
             return
         try:
-            check_url(url, allow_http=self.allow_http)
+            check_url(url, policy=self.policy)
         except FetchError as exc:
             raise KeyFetchError(f"The public key URL is not allowed: {exc}.") from None
         self._allowed_urls.add(url)
@@ -233,7 +240,7 @@ def parse_key_document(body: bytes) -> _KeySet:
         return _KeySet(single=load_rsa_public_key(text))
     if text.startswith("["):
         try:
-            entries = json.loads(text, parse_constant=_refuse_constant)
+            entries = safe_json.loads(text, parse_constant=_refuse_constant)
         except ValueError:
             raise ValueError("the answer looks like JSON but does not parse") from None
         if not isinstance(entries, list):  # pragma: no cover - guarded by startswith("[")

@@ -15,12 +15,16 @@ Messages for Business' OpenID Connect flow). Two calls, both to URLs from the au
 
 Every failure, whatever its cause, is ``code_exchange_failed`` with a message naming the step and
 the HTTP status, never the provider's body: providers echo codes and tokens in error descriptions.
+
+Both calls together fit one budget (:data:`EXCHANGE_BUDGET`, each call also at most ``timeout``),
+with margin inside token_validate's own Lambda timeout (10 s in template.yaml): a provider that
+answers slowly, or dribbles its headers, costs the visitor a ``code_exchange_failed``, never a
+Lambda timeout that API Gateway would turn into a 502.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -28,15 +32,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote_plus
 
+from switchboard import safe_json
 from switchboard.chat_auth._http import DEFAULT_MAX_BYTES, FetchError, HttpResponse, request
 from switchboard.chat_auth.errors import CODE_EXCHANGE_FAILED, MISSING_TOKEN, AuthSettingError, ChatAuthError
 from switchboard.chat_auth.jwt_validate import ContextValue
 
 if TYPE_CHECKING:
+    from switchboard.outbound_http import AddressPolicy
     from switchboard.settings import AuthSetting
 
 DEFAULT_EXPIRY_SECONDS: Final = 3600
-DEFAULT_TIMEOUT: Final = 5.0
+DEFAULT_TIMEOUT: Final = 4.0  # one call, connect to last byte
+# Both calls together. token_validate has 10 s (template.yaml) and also reads settings, a secret and
+# the conversation and enqueues: 6 s for the provider leaves it 4.
+EXCHANGE_BUDGET: Final = 6.0
+MIN_CALL_SECONDS: Final = 0.25  # less than this left: not worth starting the call
 MAX_CODE_CHARS: Final = 4096
 CLIENT_SECRET_POST: Final = "client_secret_post"  # noqa: S105 - a method name, not a secret
 CLIENT_SECRET_BASIC: Final = "client_secret_basic"  # noqa: S105 - a method name, not a secret
@@ -61,13 +71,16 @@ def exchange(
     *,
     now: float | None = None,
     allow_http: bool = False,
+    policy: AddressPolicy | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    budget: float = EXCHANGE_BUDGET,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> OAuthIdentity:
     """Exchange ``code`` and read userinfo, or raise :class:`ChatAuthError` (``code_exchange_failed``).
 
-    An absent or empty code is ``missing_token``. A setting that is not a complete ``oauth2`` setting
-    raises :class:`AuthSettingError` (a server fault, not the customer's).
+    Each call gets at most ``timeout`` seconds, both together at most ``budget``. An absent or empty
+    code is ``missing_token``. A setting that is not a complete ``oauth2`` setting raises
+    :class:`AuthSettingError` (a server fault, not the customer's).
     """
     token_url, userinfo_url, client_id = _required_urls(setting)
     expiry_seconds = _expiry_seconds(setting)  # before any call: a bad setting must not cost a code
@@ -76,20 +89,17 @@ def exchange(
     if len(code) > MAX_CODE_CHARS:
         raise ChatAuthError(CODE_EXCHANGE_FAILED, "The authorization code is implausibly long.")
     t = time.time() if now is None else now
+    ends = time.monotonic() + budget
 
     form, headers = _token_request(code.strip(), setting, client_id, client_secret)
-    token_resp = _call(
-        "POST", token_url, step="token", timeout=timeout, max_bytes=max_bytes, allow_http=allow_http, headers=headers, data=form
-    )
+    calls = _Calls(ends=ends, timeout=timeout, max_bytes=max_bytes, allow_http=allow_http, policy=policy)
+    token_resp = calls.call("POST", token_url, step="token", headers=headers, data=form)
     access_token = _access_token(token_resp)
 
-    info_resp = _call(
+    info_resp = calls.call(
         "GET",
         userinfo_url,
         step="userinfo",
-        timeout=timeout,
-        max_bytes=max_bytes,
-        allow_http=allow_http,
         headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
     )
     info = _json_object(info_resp, "userinfo")
@@ -161,21 +171,39 @@ def _form_value(value: Any) -> str:
     return str(value)
 
 
-def _call(
-    method: str,
-    url: str,
-    *,
-    step: str,
-    timeout: float,
-    max_bytes: int,
-    allow_http: bool,
-    headers: dict[str, str],
-    data: dict[str, str] | None = None,
-) -> HttpResponse:
-    try:
-        resp = request(method, url, timeout=timeout, max_bytes=max_bytes, allow_http=allow_http, headers=headers, data=data)
-    except FetchError as exc:
-        raise ChatAuthError(CODE_EXCHANGE_FAILED, f"The identity provider's {step} endpoint failed: {exc}.") from None
+@dataclass(frozen=True)
+class _Calls:
+    """The two calls' shared budget: each gets ``timeout`` or what is left until ``ends``, whichever is less."""
+
+    ends: float  # time.monotonic()
+    timeout: float
+    max_bytes: int
+    allow_http: bool
+    policy: AddressPolicy | None
+
+    def call(
+        self, method: str, url: str, *, step: str, headers: dict[str, str], data: dict[str, str] | None = None
+    ) -> HttpResponse:
+        left = min(self.timeout, self.ends - time.monotonic())
+        if left < MIN_CALL_SECONDS:
+            raise ChatAuthError(CODE_EXCHANGE_FAILED, f"The identity provider's {step} endpoint was not called: no time left.")
+        try:
+            resp = request(
+                method,
+                url,
+                timeout=left,
+                max_bytes=self.max_bytes,
+                allow_http=self.allow_http,
+                policy=self.policy,
+                headers=headers,
+                data=data,
+            )
+        except FetchError as exc:
+            raise ChatAuthError(CODE_EXCHANGE_FAILED, f"The identity provider's {step} endpoint failed: {exc}.") from None
+        return _answered(resp, step)
+
+
+def _answered(resp: HttpResponse, step: str) -> HttpResponse:
     if not resp.ok:
         hint = _oauth_error(resp)
         raise ChatAuthError(
@@ -188,7 +216,7 @@ def _call(
 def _oauth_error(resp: HttpResponse) -> str | None:
     """The registered ``error`` code of an RFC 6749 error body (e.g. invalid_grant): safe and useful to show."""
     try:
-        body = json.loads(resp.body)
+        body = safe_json.loads(resp.body)
     except ValueError:
         return None
     error = body.get("error") if isinstance(body, dict) else None
@@ -197,7 +225,7 @@ def _oauth_error(resp: HttpResponse) -> str | None:
 
 def _json_object(resp: HttpResponse, step: str) -> dict[str, Any]:
     try:
-        body = json.loads(resp.body)
+        body = safe_json.loads(resp.body)
     except ValueError:
         raise ChatAuthError(CODE_EXCHANGE_FAILED, f"The identity provider's {step} answer is not JSON.") from None
     if not isinstance(body, dict):

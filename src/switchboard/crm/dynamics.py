@@ -20,11 +20,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import requests
-
 from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser
 from switchboard.crm.http import CrmHttp, channel_identity, describe_message, subject_for, truncate
 from switchboard.envelope import Envelope
+from switchboard.outbound_http import Response, Session
 
 DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
 API_PATH = "api/data/v9.2"
@@ -72,7 +71,7 @@ class DynamicsAdapter(CrmAdapter):
         authority_url: str = DEFAULT_AUTHORITY_URL,
         return_representation: bool = False,
         case_origin_code: int | None = None,
-        session: requests.Session | None = None,
+        session: Session | None = None,
     ) -> None:
         self.org_url = org_url.rstrip("/")
         self.api = f"{self.org_url}/{API_PATH}"
@@ -126,7 +125,7 @@ class DynamicsAdapter(CrmAdapter):
             "OData-Version": "4.0",
         }
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _call(self, method: str, path: str, **kwargs: Any) -> Response:
         return self.http.request(method, f"{self.api}/{path}", auth=self._headers, refresh=self._forget_token, **kwargs)
 
     # -- writes --------------------------------------------------------------------------------

@@ -1,10 +1,16 @@
-"""The HTTP layer every CRM adapter shares.
+"""The HTTP layer every CRM adapter shares, over :mod:`switchboard.outbound_http`.
 
 Adapters differ in URLs and payloads, not in how a failed call should be treated. Keeping the
 classification (rate limit, retry, auth, rejection) and the redaction of credentials in one place
 means the crm stage sees the same error classes from every vendor, and a vendor's quirk (Salesforce
 reports its daily limit as a 403) is handled once. Calls are counted here because the benchmark
 reports CRM calls per conversation and only this layer sees every request.
+
+The transport limits are :mod:`switchboard.outbound_http`'s: connect and read timeouts, one overall
+deadline per call (headers included), a byte cap on answers, no redirects (a 3xx is classified like
+any other status). CRM base URLs are written by an administrator, so they run under the
+:data:`~switchboard.outbound_http.TRUSTED` address policy: http or https to any address (a CRM may
+be on a private network; the e2e fake CRM is on 127.0.0.1), never the cloud metadata addresses.
 """
 
 from __future__ import annotations
@@ -12,19 +18,19 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-import requests
-
+from switchboard import outbound_http
 from switchboard.crm.base import CrmAuthError, CrmError, CrmNotice, CrmRateLimited, CrmRejected, CrmRetryable
 from switchboard.envelope import UNSUPPORTED_TEXT, Envelope
+from switchboard.outbound_http import AddressPolicy, Limits, OutboundError, Response
+
+if TYPE_CHECKING:
+    from switchboard.outbound_http import Session
 
 log = logging.getLogger("switchboard.crm")
 
@@ -32,14 +38,17 @@ __all__ = ["CallCounter", "CrmHttp", "CrmNotice", "Redactor"]
 
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 10.0
+# One call, connect to last byte: a CRM that answers a byte at a time cannot hold crm_writer (60 s).
+CALL_DEADLINE = 20.0
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024  # a record or a search page is kilobytes; more is not an answer we use
 # Retry-After is optional on some 429s (Zendesk) and absent from Kustomer's window-based limit.
 DEFAULT_RETRY_AFTER = 30.0
 # Salesforce's REQUEST_LIMIT_EXCEEDED is a rolling 24 h allocation: hammering it every few seconds
 # only burns what frees up, so back off for minutes rather than seconds.
 SALESFORCE_LIMIT_RETRY_AFTER = 300.0
-MAX_RETRY_AFTER = 3600.0
+MAX_RETRY_AFTER = outbound_http.MAX_RETRY_AFTER
 _MAX_VENDOR_TEXT = 500
-REDACTED = "***"
+REDACTED = outbound_http.REDACTED
 
 CallKind = Literal["token", "whoami", "api"]
 
@@ -66,30 +75,16 @@ class CallCounter:
         self.token = self.whoami = self.api = 0
 
 
-class Redactor:
+class Redactor(outbound_http.Redactor):
     """Replaces every known secret (and its Basic-auth encodings) in text meant for errors and logs.
 
     Vendors sometimes echo what they were sent; redacting at the one place messages are built is
     cheaper than auditing every vendor's error bodies.
     """
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._values: set[str] = set()
-        for value in secrets:
-            self.add(value)
-
-    def add(self, value: str | None) -> None:
-        if value and len(value) >= 4:
-            self._values.add(value)
-
     def add_basic(self, user: str, password: str) -> None:
         """Zendesk-style credentials travel base64-encoded; a vendor echoing the header must not leak them."""
         self.add(basic_auth_value(user, password).removeprefix("Basic "))
-
-    def __call__(self, text: str) -> str:
-        for value in sorted(self._values, key=len, reverse=True):
-            text = text.replace(value, REDACTED)
-        return text
 
 
 def basic_auth_value(user: str, password: str) -> str:
@@ -97,27 +92,12 @@ def basic_auth_value(user: str, password: str) -> str:
 
 
 def parse_retry_after(value: str | None, *, default: float = DEFAULT_RETRY_AFTER, now: float | None = None) -> float:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date, RFC 9110 10.2.3)."""
-    if value is None or not value.strip():
-        return default
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return default
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        current = datetime.fromtimestamp(time.time() if now is None else now, tz=UTC)
-        seconds = (when - current).total_seconds()
-    if not math.isfinite(seconds):
-        return default
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date, RFC 9110 10.2.3), ``default`` without one."""
+    seconds = outbound_http.parse_retry_after(value, default=default, now=now)
+    return default if seconds is None else seconds
 
 
-def _body_json(response: requests.Response) -> Any:
+def _body_json(response: Response) -> Any:
     try:
         return response.json()
     except ValueError:
@@ -128,7 +108,7 @@ def _join(parts: Iterable[str | None]) -> str:
     return ": ".join(p for p in parts if p)
 
 
-def vendor_error_text(response: requests.Response) -> str:
+def vendor_error_text(response: Response) -> str:
     """The CRM's own words about a failed call, whatever shape its error body takes.
 
     Shapes: Zendesk ``{"error","description","details"}`` (or ``{"error":{"title","message"}}``),
@@ -184,7 +164,7 @@ def vendor_error_text(response: requests.Response) -> str:
     return text[:_MAX_VENDOR_TEXT] + ("..." if len(text) > _MAX_VENDOR_TEXT else "")
 
 
-def salesforce_error_codes(response: requests.Response) -> set[str]:
+def salesforce_error_codes(response: Response) -> set[str]:
     body = _body_json(response)
     if isinstance(body, list):
         return {str(i.get("errorCode")) for i in body if isinstance(i, dict) and i.get("errorCode")}
@@ -195,7 +175,7 @@ AuthHeaders = Callable[[], Mapping[str, str]]
 
 
 class CrmHttp:
-    """A ``requests.Session`` wrapper that times out, counts, classifies and redacts.
+    """An :class:`~switchboard.outbound_http.Client` that counts, classifies and redacts.
 
     ``auth`` produces the Authorization header(s) for a call; ``refresh`` (when the credential can
     be renewed) forgets the cached token so that the retried call after a 401 gets a fresh one.
@@ -207,18 +187,28 @@ class CrmHttp:
         self,
         provider: str,
         *,
-        session: requests.Session | None = None,
+        session: Session | None = None,
         secrets: Iterable[str] = (),
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
+        deadline: float = CALL_DEADLINE,
+        max_bytes: int = MAX_RESPONSE_BYTES,
         default_retry_after: float = DEFAULT_RETRY_AFTER,
+        policy: AddressPolicy = outbound_http.TRUSTED,
     ) -> None:
         self.provider = provider
-        self.session = session if session is not None else requests.Session()
+        self.client = outbound_http.Client(policy, session=session, user_agent="switchboard-crm/1")
         self.redact = Redactor(secrets)
         self.calls = CallCounter()
         self.timeout = (connect_timeout, read_timeout)
+        self.limits = Limits(
+            deadline=deadline, max_bytes=max_bytes, connect_timeout=connect_timeout, read_timeout=read_timeout, max_redirects=0
+        )
         self.default_retry_after = default_retry_after
+
+    @property
+    def session(self) -> Session:
+        return self.client.session
 
     def request(
         self,
@@ -233,7 +223,7 @@ class CrmHttp:
         form: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         passthrough: Collection[int] = (),
-    ) -> requests.Response:
+    ) -> Response:
         """Send one call (two when a 401 earns a token refresh); return a 2xx or a ``passthrough`` status.
 
         ``passthrough`` lets an adapter treat an expected status (a lookup's 404, a create-once 412,
@@ -261,7 +251,7 @@ class CrmHttp:
         json_body: Any,
         form: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
-    ) -> requests.Response:
+    ) -> Response:
         merged: dict[str, str] = {"Accept": "application/json", "User-Agent": "switchboard-crm/1"}
         if auth is not None:
             merged.update(auth())
@@ -276,32 +266,28 @@ class CrmHttp:
         self.calls.add(kind)
         started = time.monotonic()
         where = f"{method} {_path(url)}"
-        failure: str | None = None
+        failure: OutboundError | None = None
         try:
-            response = self.session.request(
+            response = self.client.request(
                 method,
                 url,
+                limits=self.limits,
                 headers=merged,
                 data=data.encode("utf-8") if isinstance(data, str) else data,
                 params=params,
-                timeout=self.timeout,
-                allow_redirects=False,
             )
-        except requests.Timeout:
-            failure = "timed out"
-        except requests.ConnectionError as exc:
-            failure = f"connection failed ({type(exc).__name__})"
-        except requests.RequestException as exc:
-            failure = f"request failed ({type(exc).__name__})"
+        except OutboundError as exc:  # already free of the library's text; raised below without context
+            failure = exc
         if failure is not None:
-            # Raised outside the except block on purpose: the requests exception (which may quote
-            # a URL or a header) must not ride along as __context__ into logs and dead letters.
-            log.warning("crm %s: %s %s", self.provider, where, failure)
-            raise CrmRetryable(f"{self.provider} {where}: {failure}")
+            reason = "timed out" if isinstance(failure, outbound_http.TimedOut) else failure.reason
+            log.warning("crm %s: %s %s", self.provider, where, reason)
+            if failure.retryable or isinstance(failure, outbound_http.TooLarge):
+                raise CrmRetryable(self.redact(f"{self.provider} {where}: {reason}"))
+            raise CrmRejected(self.redact(f"{self.provider} {where}: {reason}"))  # refused by policy, or unsendable
         log.debug("crm %s: %s -> %s in %.0f ms", self.provider, where, response.status_code, (time.monotonic() - started) * 1000)
         return response
 
-    def classify(self, method: str, url: str, response: requests.Response) -> CrmError:
+    def classify(self, method: str, url: str, response: Response) -> CrmError:
         """Map a non-2xx response to the error class that tells the stage what to do next."""
         status = response.status_code
         text = vendor_error_text(response)
@@ -318,7 +304,7 @@ class CrmHttp:
             return CrmAuthError(message, status=status)
         return CrmRejected(message, status=status)
 
-    def json_object(self, response: requests.Response) -> dict[str, Any]:
+    def json_object(self, response: Response) -> dict[str, Any]:
         """A 2xx body as a JSON object; a proxy's HTML page instead of JSON is a server fault, so retry."""
         body = _body_json(response)
         if body is None:

@@ -17,11 +17,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import requests
-
 from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser
 from switchboard.crm.http import CrmHttp, channel_identity, describe_message, subject_for, truncate
 from switchboard.envelope import Envelope
+from switchboard.outbound_http import Response, Session
 
 APP_NAME = "switchboard"
 # Kustomer's message channels are a closed list (email, sms, chat, facebook, twitter-dm, ...):
@@ -63,7 +62,7 @@ class KustomerAdapter(CrmAdapter):
         base_url: str,
         api_key: str,
         channel_map: Mapping[str, str] | None = None,
-        session: requests.Session | None = None,
+        session: Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
         self.channel_map = {**DEFAULT_CHANNEL_MAP, **(channel_map or {})}
@@ -74,7 +73,7 @@ class KustomerAdapter(CrmAdapter):
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _call(self, method: str, path: str, **kwargs: Any) -> Response:
         return self.http.request(method, f"{self.base_url}/v1/{path}", auth=self._headers, **kwargs)
 
     def whoami(self) -> CrmUser:
@@ -89,7 +88,7 @@ class KustomerAdapter(CrmAdapter):
             self._me = CrmUser(id=user_id, name=name if isinstance(name, str) else None)
         return self._me
 
-    def _created_id(self, response: requests.Response, what: str) -> str:
+    def _created_id(self, response: Response, what: str) -> str:
         record_id = _data(self.http.json_object(response)).get("id")
         if not record_id:
             raise self.http.error(CrmRejected, f"{what} returned no id", status=response.status_code)

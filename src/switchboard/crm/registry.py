@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import requests
-
 from switchboard.crm.base import CrmAdapter
 from switchboard.crm.dynamics import DEFAULT_AUTHORITY_URL, DynamicsAdapter
 from switchboard.crm.kustomer import KustomerAdapter
@@ -23,6 +21,7 @@ from switchboard.crm.salesforce import (
     SalesforceAdapter,
 )
 from switchboard.crm.zendesk import ZendeskAdapter
+from switchboard.outbound_http import Session
 from switchboard.settings import CrmSettings
 
 REQUIRED_SECRETS: dict[str, tuple[str, ...]] = {
@@ -75,7 +74,7 @@ def _tokens(value: Any) -> list[str]:
     raise CrmConfigError("secrets.refresh_tokens must be a list of strings")
 
 
-def build_adapter(settings: CrmSettings, secrets: Mapping[str, Any], *, session: requests.Session | None = None) -> CrmAdapter:
+def build_adapter(settings: CrmSettings, secrets: Mapping[str, Any], *, session: Session | None = None) -> CrmAdapter:
     provider = settings.provider
     if provider not in REQUIRED_SECRETS:
         raise CrmConfigError(f"no CRM adapter for provider {provider!r}")

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import requests
-
 from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmNotice, CrmRejected, CrmUser
 from switchboard.crm.http import CrmHttp, channel_identity, describe_message, subject_for, truncate
 from switchboard.envelope import Envelope
+from switchboard.outbound_http import Response, Session
 
 DEFAULT_API_VERSION = "59.0"
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
@@ -87,7 +86,7 @@ class SalesforceAdapter(CrmAdapter):
         contact_id_field: str = DEFAULT_CONTACT_ID_FIELD,
         case_id_field: str = DEFAULT_CASE_ID_FIELD,
         case_origin: str | None = DEFAULT_CASE_ORIGIN,
-        session: requests.Session | None = None,
+        session: Session | None = None,
         on_notice: Callable[[CrmNotice], None] | None = None,
     ) -> None:
         if isinstance(refresh_tokens, str):
@@ -218,7 +217,7 @@ class SalesforceAdapter(CrmAdapter):
     def _bearer(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._current().access_token}"}
 
-    def _api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _api(self, method: str, path: str, **kwargs: Any) -> Response:
         base = f"{self._current().instance_url}/services/data/v{self.api_version}"
         body = kwargs.get("json_body")
 

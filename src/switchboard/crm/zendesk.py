@@ -12,11 +12,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any, ClassVar
 
-import requests
-
 from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser
 from switchboard.crm.http import CrmHttp, basic_auth_value, channel_identity, describe_message, subject_for
 from switchboard.envelope import Envelope
+from switchboard.outbound_http import Response, Session
 
 SUBJECT_LIMIT = 150
 IDEMPOTENCY_KEY_LIMIT = 255
@@ -43,7 +42,7 @@ class ZendeskAdapter(CrmAdapter):
         base_url: str,
         email: str,
         api_token: str,
-        session: requests.Session | None = None,
+        session: Session | None = None,
     ) -> None:
         base = base_url.rstrip("/")
         base = base.removesuffix("/api/v2")
@@ -56,7 +55,7 @@ class ZendeskAdapter(CrmAdapter):
     def _headers(self) -> dict[str, str]:
         return {"Authorization": basic_auth_value(*self._auth)}
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _call(self, method: str, path: str, **kwargs: Any) -> Response:
         return self.http.request(method, f"{self.api}/{path}", auth=self._headers, **kwargs)
 
     def whoami(self) -> CrmUser:

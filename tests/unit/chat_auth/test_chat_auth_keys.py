@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
 from typing import ClassVar
 
 import pytest
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from switchboard.chat_auth import ChatAuthError, FetchError, KeyFetchError, KeyStore, validate_jwt
 from switchboard.chat_auth.keys import parse_key_document
+from switchboard.outbound_http import AddressPolicy
 
 from ._support import KEY_URL, NOW, Clock, FakeGetter, KeyPair, claims, jwt_setting, key_array, sign
 
@@ -262,6 +264,15 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.flush()
                     time.sleep(0.05)
                 return
+            if self.path == "/dribble-headers":  # a status line, then one header line every 0.2 s for 3 s
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                for i in range(15):
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                    self.wfile.write(f"X-Slow-{i}: 1\r\n".encode())
+                self.wfile.write(b"Content-Length: 0\r\n\r\n")
+                self.close_connection = True
+                return
             if self.path == "/redirect":
                 self.send_response(302)
                 self.send_header("Location", "/key")
@@ -312,6 +323,7 @@ def test_default_getter_refuses_http_without_allow_http(server: str) -> None:
         ("/endless", "larger than 65536 bytes"),
         ("/slow", "within 0.5 s"),
         ("/drip", "within 0.5 s"),
+        ("/dribble-headers", "within 0.5 s"),
         ("/error", "HTTP 500"),
         ("/redirect", "HTTP 302"),
         ("/missing", "HTTP 404"),
@@ -328,3 +340,23 @@ def test_default_getter_limits(server: str, path: str, why: str) -> None:
 def test_default_getter_connection_refused() -> None:
     with pytest.raises(KeyFetchError, match="connection failed"):
         _local_store().key_for("http://127.0.0.1:9/keys", None)
+
+
+# -- the address policy --------------------------------------------------------------------------------
+
+
+def test_the_deployed_store_refuses_loopback_by_address_and_by_name(server: str) -> None:
+    port = server.rsplit(":", 1)[1]
+    with pytest.raises(KeyFetchError, match="not an address the deployed policy allows"):
+        KeyStore().key_for(f"https://127.0.0.1:{port}/key", None)
+    with pytest.raises(KeyFetchError, match=r"localhost resolves to .*not an address the deployed policy allows"):
+        KeyStore().key_for(f"https://localhost:{port}/key", None)
+
+
+def test_the_store_fetches_under_its_own_policy(server: str, pair_a: KeyPair) -> None:
+    """A policy that admits exactly 127.0.0.1: the key server there is read, the same port on 127.0.0.2 is not."""
+    only = AddressPolicy("only-127.0.0.1", schemes=frozenset({"http"}), allow=(ip_network("127.0.0.1/32"),))
+    assert KeyStore(policy=only, timeout=1.0).key_for(f"{server}/key", None) is not None
+    internal = server.replace("127.0.0.1", "127.0.0.2")
+    with pytest.raises(KeyFetchError, match=r"127\.0\.0\.2 is not an address the only-127\.0\.0\.1 policy allows"):
+        KeyStore(policy=only, timeout=1.0).key_for(f"{internal}/key", None)

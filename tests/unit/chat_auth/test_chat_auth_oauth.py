@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -11,7 +18,7 @@ import pytest
 import requests
 import responses
 
-from switchboard.chat_auth import AuthSettingError, ChatAuthError, exchange_code
+from switchboard.chat_auth import AuthSettingError, ChatAuthError, exchange_code, oauth
 from switchboard.settings import AuthSetting
 
 from ._support import NOW
@@ -216,3 +223,120 @@ def test_absurd_code() -> None:
 def test_unusable_settings(setting: AuthSetting) -> None:
     with pytest.raises(AuthSettingError):
         exchange_code(CODE, setting, SECRET, now=NOW)
+
+
+# -- time: both calls inside token_validate's own timeout ------------------------------------------------
+
+
+class _SlowIdp(BaseHTTPRequestHandler):
+    """A token endpoint that dribbles one header line every half second (8 s in all), then a good token."""
+
+    protocol_version = "HTTP/1.1"
+    delays: dict[str, float] = {}
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def _json(self, body: dict[str, Any]) -> None:
+        raw = json.dumps(body).encode()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+        except OSError:
+            pass  # the client gave up at its deadline: that is what the test wants
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/token-dribble":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            try:
+                for i in range(16):
+                    self.wfile.flush()
+                    time.sleep(0.5)
+                    self.wfile.write(f"X-Slow-{i}: 1\r\n".encode())
+                raw = json.dumps({"access_token": ACCESS}).encode()
+                self.wfile.write(b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(raw), raw))
+            except OSError:
+                pass
+            self.close_connection = True
+            return
+        time.sleep(self.delays.get(self.path, 0.0))
+        self._json({"access_token": ACCESS, "token_type": "Bearer"})
+
+    def do_GET(self) -> None:
+        time.sleep(self.delays.get(self.path, 0.0))
+        self._json({"sub": "slow-user"})
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowIdp)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_token_endpoint_dribbling_its_headers_answers_code_exchange_failed_in_time(idp: str) -> None:
+    setting = oauth_setting(token_url=f"{idp}/token-dribble", userinfo_url=f"{idp}/userinfo")
+    started = time.monotonic()
+    with pytest.raises(ChatAuthError) as info:
+        exchange_code(CODE, setting, SECRET, now=NOW, allow_http=True, timeout=1.5)
+    elapsed = time.monotonic() - started
+    assert (info.value.code, info.value.http_status) == ("code_exchange_failed", 401)
+    assert "token endpoint failed: no answer within 1.5 s" in info.value.message
+    assert elapsed < 4.0  # the 1.5 s call deadline and slack, far below the 8 s of headers on offer
+
+
+def test_both_calls_share_one_budget(idp: str) -> None:
+    """Each call alone is within its timeout; together they are not within the budget."""
+    _SlowIdp.delays = {"/token": 0.8, "/userinfo": 0.8}
+    try:
+        setting = oauth_setting(token_url=f"{idp}/token", userinfo_url=f"{idp}/userinfo")
+        assert exchange_code(CODE, setting, SECRET, now=NOW, allow_http=True, timeout=1.5, budget=3.0).user_id == "slow-user"
+        started = time.monotonic()
+        with pytest.raises(ChatAuthError) as info:
+            exchange_code(CODE, setting, SECRET, now=NOW, allow_http=True, timeout=1.5, budget=1.2)
+        assert info.value.code == "code_exchange_failed" and "userinfo endpoint" in info.value.message
+        assert time.monotonic() - started < 2.5
+    finally:
+        _SlowIdp.delays = {}
+
+
+def test_the_exchange_budget_fits_token_validates_lambda_timeout_with_margin() -> None:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)  # CloudFormation tags: irrelevant here
+    template = yaml.load((Path(__file__).resolve().parents[3] / "template.yaml").read_text(), Loader=Loader)  # noqa: S506
+    properties = template["Resources"]["TokenValidateFunction"]["Properties"]
+    timeout = properties.get("Timeout", template.get("Globals", {}).get("Function", {}).get("Timeout"))
+    assert isinstance(timeout, int)
+    assert oauth.DEFAULT_TIMEOUT <= oauth.EXCHANGE_BUDGET
+    assert timeout >= oauth.EXCHANGE_BUDGET + 3.0  # settings, secret, conversation and queue get the rest
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No socket of this test may leave the machine, whatever the code under test does (the old code did try)."""
+    real = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if not ipaddress.ip_address(str(address[0]).split("%", 1)[0]).is_loopback:
+            raise OSError(f"this test may not connect to {address[0]}")
+        real(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+@pytest.mark.usefixtures("loopback_only")
+def test_the_deployed_policy_refuses_an_idp_on_a_private_address() -> None:
+    setting = oauth_setting(token_url="https://10.0.0.5/token")
+    refusal = refused(setting)
+    assert refusal.code == "code_exchange_failed" and "10.0.0.5 is not an address the deployed policy allows" in refusal.message

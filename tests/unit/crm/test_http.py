@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 import requests
@@ -20,16 +27,14 @@ from switchboard.crm.http import (
     vendor_error_text,
 )
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment
+from switchboard.outbound_http import Headers, Response
 
 URL = "https://crm.example.com/api/thing"
 
 
-def _response(status: int, body: object, content_type: str = "application/json") -> requests.Response:
-    response = requests.Response()
-    response.status_code = status
-    response._content = (json.dumps(body) if not isinstance(body, str) else body).encode()
-    response.headers["Content-Type"] = content_type
-    return response
+def _response(status: int, body: object, content_type: str = "application/json", reason: str = "") -> Response:
+    raw = (json.dumps(body) if not isinstance(body, str) else body).encode()
+    return Response(status, raw, Headers([("Content-Type", content_type)]), reason=reason)
 
 
 @pytest.mark.parametrize(
@@ -102,9 +107,7 @@ def test_vendor_error_shapes(body: object, expected: str) -> None:
 
 def test_vendor_error_plain_text_and_empty() -> None:
     assert vendor_error_text(_response(429, "Rate limit exceeded", "text/plain")) == "Rate limit exceeded"
-    empty = _response(401, "")
-    empty.reason = "Unauthorized"
-    assert vendor_error_text(empty) == "Unauthorized"
+    assert vendor_error_text(_response(401, "", reason="Unauthorized")) == "Unauthorized"
 
 
 def test_classification() -> None:
@@ -199,3 +202,74 @@ def test_describe_message_without_text() -> None:
     located = make_envelope(kind="location", text=None, data={"title": "Shop", "latitude": 35.6, "longitude": 139.7})
     assert describe_message(located) == "[location] Shop, 35.6, 139.7"
     assert subject_for("line", make_envelope(text="x" * 300), 20) == "LINE: xxxxxxxxxxxxx\u2026"
+
+
+# -- the transport: outbound_http's limits under the trusted policy ------------------------------------
+
+
+@pytest.fixture
+def crm_server() -> Iterator[str]:
+    """A CRM on 127.0.0.1 (as the e2e fake CRM is) that dribbles one header line every half second."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            if self.path == "/ok":
+                body = b'{"id": 1}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            try:
+                for i in range(16):
+                    self.wfile.flush()
+                    time.sleep(0.5)
+                    self.wfile.write(f"X-Slow-{i}: 1\r\n".encode())
+                self.wfile.write(b"Content-Length: 2\r\n\r\n{}")
+            except OSError:
+                pass
+            self.close_connection = True
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_crm_on_loopback_over_http_is_reached(crm_server: str) -> None:
+    assert CrmHttp("test").request("GET", crm_server + "/ok").json() == {"id": 1}
+
+
+def test_a_crm_dribbling_its_headers_is_cut_at_the_call_deadline(crm_server: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(CrmRetryable, match="timed out"):
+        CrmHttp("test", deadline=1.5).request("GET", crm_server + "/slow")
+    assert time.monotonic() - started < 4.0
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No socket of this test may leave the machine, whatever the code under test does (the old code did try)."""
+    real = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if not ipaddress.ip_address(str(address[0]).split("%", 1)[0]).is_loopback:
+            raise OSError(f"this test may not connect to {address[0]}")
+        real(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+@pytest.mark.usefixtures("loopback_only")
+def test_the_metadata_address_is_refused_even_for_a_trusted_crm_url() -> None:
+    with pytest.raises(CrmRejected, match=r"169\.254\.169\.254 is not an address"):
+        CrmHttp("test").request("GET", "http://169.254.169.254/latest/meta-data/?token=x")

@@ -49,7 +49,13 @@ def accounts(limits: dict[str, Any] | None = None) -> dict[str, Account]:
             workstream="social",
             options={"page_id": "104123456789012", "graph_base_url": GRAPH, "attachments": attachments},
         ),
-        "gbm-agent": Account(id="gbm-agent", channel="gbm", workstream="social", options={"attachments": attachments}),
+        "gbm-agent": Account(
+            id="gbm-agent",
+            channel="gbm",
+            workstream="social",
+            # The placeholder agent of Google's samples and build_message: deliveries for other agents are skipped.
+            options={"attachments": attachments, "brand_id": "BRAND_ID", "agent_id": "AGENT_ID"},
+        ),
     }
 
 

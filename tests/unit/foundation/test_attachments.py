@@ -256,6 +256,60 @@ def test_names_never_make_paths(s3: None, http: Any) -> None:
     assert ".." not in key
 
 
+# -- what is kept is what the extension says ---------------------------------------------------------
+
+HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>"
+FB_IMAGE = "https://scontent.xx.fbcdn.net/v/t1.15752-9/1.jpg?_nc_cat=1&oh=00_a"
+FB_SECOND = "https://scontent.xx.fbcdn.net/v/t1.15752-9/2.png"
+LINE_IMAGE = f"{LINE_DATA}/v2/bot/message/354718705033693861/content"
+
+
+@pytest.mark.parametrize(
+    ("envelope", "url", "content_type"),
+    [
+        (facebook("message_attachments_media.json")[0], FB_IMAGE, "text/html"),  # .jpg by the URL's path
+        (facebook("message_attachments_media.json")[0], FB_IMAGE, "image/jpeg"),  # the header lies too
+        (line_message("image", "line"), LINE_IMAGE, "image/jpeg"),  # no extension: the type's, jpg
+    ],
+    ids=["jpg-url-served-as-html", "jpg-url-served-as-jpeg", "content-api-served-as-jpeg"],
+)
+def test_a_jpg_whose_bytes_are_html_becomes_unsupported_and_keeps_no_bytes(
+    s3: None, http: Any, envelope: Envelope, url: str, content_type: str
+) -> None:
+    http.get(url, body=HTML, content_type=content_type)
+    http.get(FB_SECOND, body=PNG, content_type="image/png")  # the Facebook message's second image, a real PNG
+    kept = keeper().keep(envelope, CONVERSATION_ID)
+
+    assert (kept.kind, kept.text) == ("unsupported", UNSUPPORTED_TEXT)
+    attachment = kept.attachments[0]
+    assert attachment.stored_key is None
+    assert attachment.error == "not kept: the bytes are not a jpg file"
+    assert kept.data["unsupported"]["reasons"] == ["the bytes are not a jpg file"]
+    # No HTML in the bucket; the Facebook message's second image, a real PNG, is kept.
+    assert [body for body, _ in stored_objects().values()] == ([PNG] if len(envelope.attachments) == 2 else [])
+
+
+@pytest.mark.parametrize(
+    ("envelope", "url", "body", "served_as", "stored_as"),
+    [
+        (facebook("message_attachments_media.json")[0], FB_IMAGE, JPEG, "text/html", "image/jpeg"),
+        (facebook("message_attachments_media.json")[0], FB_IMAGE, JPEG, "image/jpeg; charset=utf-8", "image/jpeg"),
+        (line_message("file"), f"{LINE_DATA}/v2/bot/message/325708/content", TXT, "text/html", "text/plain"),
+        (line_message("image", "line"), LINE_IMAGE, PNG, "image/png; name=x.html", "image/png"),
+    ],
+    ids=["jpg-served-as-html", "jpg-with-parameters", "txt-served-as-html", "content-api-png"],
+)
+def test_the_stored_content_type_comes_from_the_extension_not_the_server(
+    s3: None, http: Any, envelope: Envelope, url: str, body: bytes, served_as: str, stored_as: str
+) -> None:
+    http.get(url, body=body, content_type=served_as)
+    http.get(FB_SECOND, body=PNG, content_type="image/png")
+    kept = keeper().keep(envelope, CONVERSATION_ID)
+    key = kept.attachments[0].stored_key
+    assert key is not None and kept.attachments[0].error is None
+    assert stored_objects()[key] == (body, stored_as)
+
+
 # -- failures ----------------------------------------------------------------------------------------
 
 

@@ -212,8 +212,9 @@ def test_a_later_message_in_the_conversation_takes_the_name_without_a_new_lookup
         {"status": 404, "json": {"message": "Not found"}},
         {"status": 200, "body": "<html>not json</html>"},
         {"status": 200, "json": {"userId": USER}},
+        {"status": 200, "body": "[" * 60000, "content_type": "application/json"},  # RecursionError in json.loads
     ],
-    ids=["5xx", "404", "not json", "no displayName"],
+    ids=["5xx", "404", "not json", "no displayName", "nested too deep"],
 )
 def test_a_failed_lookup_leaves_the_name_empty_blocks_nothing_and_is_not_repeated_within_the_ttl(
     http: Any, conversations: DynamoConversations, answer: dict[str, Any]
