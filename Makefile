@@ -47,6 +47,7 @@ fuzz: $(READY)
 ## bench: the benchmark suite; each prints a ratio against a floor measured in the same run
 bench: $(READY)
 	$(VENV)/bin/python bench/edge_ack.py
+	$(VENV)/bin/python bench/edge_batch.py
 	$(VENV)/bin/python bench/cold_start.py
 	$(VENV)/bin/python bench/line_parse.py
 	$(VENV)/bin/python bench/aws_calls.py

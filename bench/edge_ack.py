@@ -100,7 +100,15 @@ def gbm_case() -> Case:
 
     return Case(
         "gbm",
-        {"id": "bench-gbm", "channel": "gbm", "workstream": "w", "enabled": True, "signing_key": "client_token"},
+        {
+            "id": "bench-gbm",
+            "channel": "gbm",
+            "workstream": "w",
+            "enabled": True,
+            "signing_key": "client_token",
+            "brand_id": "BRAND_ID",  # build_message's agent: a delivery for another agent would be skipped, not enqueued
+            "agent_id": "AGENT_ID",
+        },
         {"client_token": token},
         bodies,
         [{"X-Goog-Signature": sign(token, b)} for b in bodies],
@@ -189,6 +197,11 @@ def main() -> int:
             results = {}
             for channel in channels:
                 floor, ours = runners(CASES[channel](), sqs, queue_url)
+                # A refused or skipped request also answers the ack; time nothing unless this one enqueued.
+                ours(BODIES - 1)
+                if not sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages"):
+                    raise AssertionError(f"{channel}: the webhook enqueued nothing; the bench would time a skip")
+                drain(sqs, queue_url)
                 samples = interleaved({"floor": floor, "ours": ours}, args.rounds, reset=lambda: drain(sqs, queue_url))
                 results[channel] = (median_ms(samples["floor"]), median_ms(samples["ours"]))
         finally:

@@ -1,24 +1,58 @@
 """The edge core: verify, normalise, enqueue durably, and only then answer.
 
-Order matters: size first (cheap, before anything is read), then the account (404), then the
-platform's handshake or signature (401/403), then the body (400). Nothing is enqueued unless every
-check passed, and 200 is answered only after SQS accepted every envelope; if it refused, 503 makes
-the platform deliver again (dedupe ids keep the retry from doubling anything).
+Order matters: size first (cheap, before anything is read), then the id in the path (a shape no
+configuration allows is 404 before any look-up, so made-up ids cannot fill caches or logs, nor
+reach DynamoDB past its key size), then the account (404), then its secrets, then the platform's
+handshake or signature (401/403), then the body (400), then each event's size (413). Nothing is
+enqueued unless every check passed, and 200 is answered only after SQS accepted every envelope; if
+it refused, 503 makes the platform deliver again (dedupe ids keep the retry from doubling anything).
+
+Only what another delivery could fix is 503. An account whose secret is missing or blank is a
+set-up error: its requests are refused as unsigned ones are (nothing can be verified without the
+secret, and a 503 would have the platform redeliver forever). A refusal writes one WARNING line that
+quotes at most :data:`LOGGED_ID_CHARS` characters of the id, and never the body or the headers.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from switchboard.channels.base import ChannelAdapter, NotFound, PayloadTooLarge, WebhookError, WebhookRequest, WebhookResponse
+from switchboard.channels.base import (
+    BadRequest,
+    ChannelAdapter,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    WebhookError,
+    WebhookRequest,
+    WebhookResponse,
+)
+from switchboard.envelope import Envelope
 from switchboard.observability import logger, metrics
 from switchboard.ports import Publisher, SecretReader, SettingsReader, StoreUnavailable
 from switchboard.secret_names import secret_name
+from switchboard.settings import Account, is_valid_id
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB (interface section 2)
+# One event's envelope as SQS carries it (UTF-8 JSON). route stores it as one DynamoDB item (400 KB
+# at most) with the conversation id and routing added, and keeps the text a second time when it
+# marks a message unsupported; the crm queue carries it again (SQS: 256 KiB a message). 64 KiB stays
+# well inside both; a platform's real event is a few KiB (LINE text: 5,000 characters at most).
+MAX_ENVELOPE_BYTES = 64 * 1024
+LOGGED_ID_CHARS = 64
+MAX_CUSTOMER_ID_BYTES = 256
+
+
+def shown_id(value: str) -> str:
+    """``value`` as a log line or an error message may quote it: ASCII, and at most
+    :data:`LOGGED_ID_CHARS` characters plus an ellipsis (a path may hold thousands)."""
+    text = ascii(value[: LOGGED_ID_CHARS + 1])[1:-1]
+    return text if len(text) <= LOGGED_ID_CHARS else text[:LOGGED_ID_CHARS] + "..."
 
 
 @dataclass
@@ -37,20 +71,13 @@ def receive(adapter: ChannelAdapter, request: WebhookRequest, deps: EdgeDeps) ->
     try:
         return _receive(adapter, request, deps, account_id, correlation_id)
     except WebhookError as refused:
-        logger.warning(
-            "webhook refused",
-            extra={"channel": adapter.channel, "account_id": account_id, "status": refused.status, "error": refused.code},
-        )
-        metrics.add_metric(name="WebhookRefused", unit="Count", value=1)
-        return refused.response()
+        return _refuse(adapter, account_id, refused)
     except StoreUnavailable as exc:
-        logger.error("webhook not enqueued", extra={"channel": adapter.channel, "account_id": account_id, "reason": str(exc)})
-        return WebhookResponse.json(503, {"error": "unavailable", "message": "not accepted, please deliver again"})
-    except KeyError as exc:  # the account's secret is missing: a set-up error, but the platform should retry later
         logger.error(
-            "account secrets unavailable", extra={"channel": adapter.channel, "account_id": account_id, "reason": str(exc)}
+            "webhook not enqueued", extra={"channel": adapter.channel, "account_id": shown_id(account_id), "reason": str(exc)}
         )
-        return WebhookResponse.json(503, {"error": "unavailable", "message": "account is not fully configured"})
+        return WebhookResponse.json(503, {"error": "unavailable", "message": "not accepted, please deliver again"})
+    # Anything else is a bug, answered and logged once for every function by switchboard.lambda_entry.
 
 
 def _receive(
@@ -58,10 +85,19 @@ def _receive(
 ) -> WebhookResponse:
     if len(request.body) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes")
-    account = deps.settings.account(account_id) if account_id else None
+    if not is_valid_id(account_id):
+        raise NotFound(f"no enabled {adapter.channel} account {shown_id(account_id)!r}")
+    account = deps.settings.account(account_id)
     if account is None or account.channel != adapter.channel or not account.enabled:
         raise NotFound(f"no enabled {adapter.channel} account {account_id!r}")
-    secrets = deps.secrets.get(secret_name(deps.secrets_prefix, "account", account.id, account.channel))
+    name = secret_name(deps.secrets_prefix, "account", account.id, account.channel)
+    try:
+        secrets = deps.secrets.get(name)
+    except KeyError:  # SecretMissing, or a reader written to the port's first contract (KeyError): never an adapter's
+        return _refuse(adapter, account.id, _unverifiable(request), missing_secret=name)
+    missing = missing_secret(adapter, account, secrets)
+    if missing is not None:
+        return _refuse(adapter, account.id, _unverifiable(request), missing_secret=missing)
     handshake = adapter.handshake(request, account, secrets)
     if handshake is not None:
         logger.info("webhook handshake answered", extra={"channel": adapter.channel, "account_id": account.id})
@@ -69,6 +105,7 @@ def _receive(
         return handshake
     adapter.verify(request, account, secrets)
     result = adapter.parse(request, account, received_at=int(deps.clock() * 1000), correlation_id=correlation_id)
+    check_sizes(result.envelopes)
     for reason in result.skipped:
         logger.info("webhook item skipped", extra={"channel": adapter.channel, "account_id": account.id, "reason": reason})
     if result.envelopes:
@@ -76,3 +113,53 @@ def _receive(
     metrics.add_metric(name="EventsAccepted", unit="Count", value=len(result.envelopes))
     logger.info("webhook accepted", extra={"channel": adapter.channel, "account_id": account.id, "events": len(result.envelopes)})
     return adapter.accepted(result)
+
+
+def missing_secret(adapter: ChannelAdapter, account: Account, secrets: Mapping[str, Any]) -> str | None:
+    """The name of the first secret this account needs that is absent or blank, else None.
+
+    Checked here, once for every channel, because an adapter handed an empty key would compute an
+    HMAC anyone can reproduce: a blank secret must refuse, never verify.
+    """
+    for key in adapter.secrets_for(account.options):
+        value = secrets.get(key)
+        if not isinstance(value, str) or not value.strip():
+            return key
+    return None
+
+
+def check_sizes(envelopes: Sequence[Envelope]) -> None:
+    """Refuse the whole request when one event would not fit where route stores it (nothing is enqueued).
+
+    The customer id becomes part of DynamoDB keys (1,024 bytes at most for a sort key); no platform's
+    id comes near :data:`MAX_CUSTOMER_ID_BYTES`, so a longer one is not the platform's body.
+    """
+    for index, envelope in enumerate(envelopes):
+        if len(envelope.customer.id.encode("utf-8", "surrogatepass")) > MAX_CUSTOMER_ID_BYTES:
+            raise BadRequest(f"event {index} names a customer id over {MAX_CUSTOMER_ID_BYTES} bytes")
+        size = len(envelope.to_json().encode("utf-8"))
+        if size > MAX_ENVELOPE_BYTES:
+            raise PayloadTooLarge(f"event {index} is over {MAX_ENVELOPE_BYTES} bytes once normalised")
+
+
+def _unverifiable(request: WebhookRequest) -> WebhookError:
+    """What a request answers when the account's secret is not set: what a wrong secret answers."""
+    if request.method.upper() == "GET":  # Facebook's subscription handshake: as a wrong verify token
+        return Forbidden("hub.verify_token does not match this account's verify token")
+    return Unauthorized("the request's signature does not match this account")
+
+
+def _refuse(adapter: ChannelAdapter, account_id: str, refused: WebhookError, **detail: str) -> WebhookResponse:
+    """The one log line (WARNING, ids shortened, no body or header) and the answer for a refused request."""
+    logger.warning(
+        "webhook refused",
+        extra={
+            "channel": adapter.channel,
+            "account_id": shown_id(account_id),
+            "status": refused.status,
+            "error": refused.code,
+            **detail,
+        },
+    )
+    metrics.add_metric(name="WebhookRefused", unit="Count", value=1)
+    return refused.response()

@@ -13,7 +13,6 @@ Kept small on purpose: the edge functions import it at init, and LINE gives up a
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -46,14 +45,23 @@ def http(answer: Callable[[WebhookRequest], WebhookResponse]) -> Handler:
         try:
             return apigw.serve(event, answer)
         except Exception as exc:  # the last resort: answered in the interface's form, nothing was accepted
-            logger.error(
-                "unhandled error",
-                extra={"error_type": type(exc).__name__, "frames": traceback.format_tb(exc.__traceback__)[-5:]},
-            )
+            logger.error("unhandled error", extra={"error": type(exc).__name__, "at": where(exc)})
             metrics.add_metric(name="UnhandledErrors", unit="Count", value=1)
             return dict(INTERNAL_ERROR)
 
     return handler
+
+
+def where(exc: BaseException) -> str:
+    """Where ``exc`` was raised (the innermost frame's file, line and function): enough to find the bug,
+    and unlike the exception's text or a formatted traceback, it quotes nothing the code was handed."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    code = tb.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} {code.co_name}"
 
 
 def sqs(stage: BatchStage, before: Callable[[Any], None] | None = None) -> Handler:
@@ -67,4 +75,3 @@ def sqs(stage: BatchStage, before: Callable[[Any], None] | None = None) -> Handl
         return stage.handle(event, context)
 
     return handler
-

@@ -76,7 +76,8 @@ def test_an_escaped_exception_is_a_json_500_that_quotes_nothing(stdout_log: Log)
     out = stdout_log.text()
     records = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert [r["message"] for r in records] == ["unhandled error"]
-    assert records[0]["error_type"] == "RuntimeError" and records[0]["level"] == "ERROR"
+    assert records[0]["error"] == "RuntimeError" and records[0]["level"] == "ERROR"
+    assert records[0]["at"].startswith("test_lambda_entry.py:") and records[0]["at"].endswith(" explode")
     assert JWT not in out and SIGNATURE not in out
 
 

@@ -3,14 +3,22 @@
 Reads are cached for a few seconds per process: the edge reads the account on every request and
 a warm Lambda should not pay a DynamoDB round trip each time, while a change made by
 ``switchboard apply`` still takes effect within seconds.
+
+The cache holds misses too (an unknown id asked for again within the TTL costs nothing), so it is
+bounded: least recently used entries go first past :data:`CACHE_SIZE`, and an id that no
+configuration could contain (:func:`switchboard.settings.is_valid_id`) is answered None without a
+look-up or a cache entry. Otherwise every distinct id a caller made up would stay in memory for the
+container's life, and one over DynamoDB's key size would fail the read as if the table were down.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
-from typing import Any
+from collections import OrderedDict
+from typing import Any, Final
 
 from switchboard.aws.clients import client
 from switchboard.ports import StoreUnavailable
@@ -24,32 +32,45 @@ from switchboard.settings import (
     account_from_dict,
     auth_setting_from_dict,
     crm_from_dict,
+    is_valid_id,
     widget_from_dict,
     workstream_from_dict,
 )
 
 KINDS = ("account", "workstream", "widget", "auth_setting", "crm")
 CRM_ID = "default"
+# A warm container serves a handful of accounts; 256 keeps every real one and caps what made-up ids can take.
+CACHE_SIZE: Final = 256
 
 
 class DynamoSettings:
-    def __init__(self, table: str, *, ttl_seconds: float | None = None) -> None:
+    def __init__(self, table: str, *, ttl_seconds: float | None = None, cache_size: int = CACHE_SIZE) -> None:
         self.table = table
         self.ttl = float(os.environ.get("SWITCHBOARD_SETTINGS_TTL", "5")) if ttl_seconds is None else ttl_seconds
-        self._cache: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str], tuple[float, dict[str, Any] | None]] = OrderedDict()
+        self._lock = threading.Lock()  # OrderedDict's reordering is not atomic; readers may share a store across threads
 
     def _doc(self, kind: str, object_id: str) -> dict[str, Any] | None:
+        if not is_valid_id(object_id):
+            return None  # no configuration holds it: nothing to look up, nothing to remember
         key = (kind, object_id)
-        hit = self._cache.get(key)
         now = time.monotonic()
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and now - hit[0] < self.ttl:
+                self._cache.move_to_end(key)
+                return hit[1]
         try:
             item = client("dynamodb").get_item(TableName=self.table, Key={"pk": {"S": kind}, "sk": {"S": object_id}}).get("Item")
         except Exception as exc:  # botocore errors: the caller turns this into a 5xx / retry
             raise StoreUnavailable(f"settings table unavailable: {type(exc).__name__}") from exc
         doc = json.loads(item["doc"]["S"]) if item else None
-        self._cache[key] = (now, doc)
+        with self._lock:
+            self._cache[key] = (now, doc)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         return doc
 
     def account(self, account_id: str) -> Account | None:
@@ -91,4 +112,5 @@ class DynamoSettings:
             TableName=self.table,
             Item={"pk": {"S": kind}, "sk": {"S": object_id}, "doc": {"S": json.dumps(doc, sort_keys=True)}},
         )
-        self._cache.pop((kind, object_id), None)
+        with self._lock:
+            self._cache.pop((kind, object_id), None)

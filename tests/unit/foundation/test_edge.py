@@ -144,11 +144,14 @@ def test_over_one_mebibyte_is_413_before_anything_is_read() -> None:
 
 
 def test_exactly_one_mebibyte_is_not_413() -> None:
+    # Twenty-one events under the per-event cap (edge.MAX_ENVELOPE_BYTES) that add up to the body cap exactly.
     deps = make_deps()
-    skeleton = line_body(line_event("", "U1", "01A"))
-    body = line_body(line_event("x" * ((1 << 20) - len(skeleton)), "U1", "01A"))
+    events = [line_event("x" * 50_000, "U1", f"01A{i:02d}") for i in range(20)]
+    skeleton = line_body(*events, line_event("", "U1", "01B"))
+    body = line_body(*events, line_event("x" * ((1 << 20) - len(skeleton)), "U1", "01B"))
     assert len(body) == 1 << 20
     assert post(deps, body, signed_headers(body)).status == 200
+    assert len(published(deps)) == 21
 
 
 @pytest.mark.parametrize("account_id", ["nobody", "line-off", "fb-store", ""])
@@ -217,12 +220,13 @@ def test_publisher_refusal_is_503_without_secrets() -> None:
     assert LINE_TOKEN not in answer.body
 
 
-def test_account_without_stored_secret_is_503_without_details() -> None:
+def test_account_without_stored_secret_is_refused_as_unsigned_not_503() -> None:
+    # A missing secret is a set-up error: 503 would have LINE deliver again and again to no end.
     deps = make_deps(secrets=False)
     body = line_body(line_event("hi", "U1", "01A"))
     answer = post(deps, body, signed_headers(body))
-    assert answer.status == 503
-    assert json.loads(answer.body)["error"] == "unavailable"
+    assert answer.status == 401
+    assert error_of(answer) == "invalid_signature"
     assert published(deps) == []
     assert PREFIX not in answer.body  # the secret's name stays in the log, not in the answer
 

@@ -40,7 +40,7 @@ def test_no_secret_in_edge_logs(capsys: pytest.CaptureFixture[str], monkeypatch:
     )
     missing = post(make_deps(secrets=False), line_body(line_event("hi", "U1", "01C")), {"X-Line-Signature": "x"})
     assert expected_statuses == [200, 200, 401, 401, 401, 400, 404, 404]
-    assert (refused.status, missing.status) == (503, 503)
+    assert (refused.status, missing.status) == (503, 401)
 
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.strip()]
@@ -48,9 +48,8 @@ def test_no_secret_in_edge_logs(capsys: pytest.CaptureFixture[str], monkeypatch:
     messages = [r["message"] for r in records]
     # The log really was captured: one line per outcome.
     assert messages.count("webhook accepted") == 2
-    assert messages.count("webhook refused") == 6
+    assert messages.count("webhook refused") == 7
     assert messages.count("webhook not enqueued") == 1
-    assert messages.count("account secrets unavailable") == 1
     for record in records:
         assert record["service"]
     for line in lines:
@@ -59,4 +58,4 @@ def test_no_secret_in_edge_logs(capsys: pytest.CaptureFixture[str], monkeypatch:
     # The refusal says why, in codes, without the secret.
     refusals = [r for r in records if r["message"] == "webhook refused"]
     assert {r["error"] for r in refusals} == {"missing_signature", "invalid_signature", "bad_request", "not_found"}
-    assert any(PREFIX in r.get("reason", "") for r in records if r["message"] == "account secrets unavailable")
+    assert [r["missing_secret"] for r in refusals if "missing_secret" in r] == [f"{PREFIX}/account/line/line-tokyo"]
