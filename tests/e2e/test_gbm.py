@@ -23,6 +23,8 @@ from ._stack import ROOT, Stack
 pytestmark = pytest.mark.e2e
 
 GBM, PARTNER = "e2e-gbm", "e2e-gbm-partner"
+# The agents of tests/e2e/config.yaml's two accounts, as Google names them in each delivery.
+AGENTS = {GBM: "brands/e2e-brand/agents/e2e-agent", PARTNER: "brands/e2e-brand/agents/e2e-agent-partner"}
 TESTDATA = ROOT / "src" / "switchboard" / "channels" / "testdata" / "gbm"
 
 
@@ -31,15 +33,26 @@ def new_conversation() -> str:
 
 
 def message(
-    conversation: str, text: str, *, message_id: str | None = None, name: str | None = "Kevin Neubert", now_ms: int | None = None
+    conversation: str,
+    text: str,
+    *,
+    message_id: str | None = None,
+    name: str | None = "Kevin Neubert",
+    now_ms: int | None = None,
+    to: str = GBM,
 ) -> bytes:
+    """A user message for account ``to``'s agent, as Google sends it."""
+    agent_id = AGENTS[to].rpartition("/agents/")[2]
     return build_message(
-        conversation, text, brand_id="e2e-brand", agent_id="e2e-agent", display_name=name, message_id=message_id, now_ms=now_ms
+        conversation, text, brand_id="e2e-brand", agent_id=agent_id, display_name=name, message_id=message_id, now_ms=now_ms
     )
 
 
 def status(conversation: str, **user_status: Any) -> bytes:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    # Millisecond precision, as Google stamps: a status truncated to the second could sort before the
+    # message sent just before it (messages are stored in the order they were sent).
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}000Z"
     body = {
         "agent": "brands/e2e-brand/agents/e2e-agent",
         "conversationId": conversation,
@@ -115,9 +128,9 @@ def test_client_token_account_records_a_signed_message_with_the_customers_name(s
 
 def test_a_partner_key_account_verifies_with_the_partner_key(stack: Stack) -> None:
     conversation = new_conversation()
-    refused = stack.post_gbm(PARTNER, message(conversation, "signed with the client token"), key="client_token")
+    refused = stack.post_gbm(PARTNER, message(conversation, "signed with the client token", to=PARTNER), key="client_token")
     assert (refused.status_code, error_of(refused)) == (401, "invalid_signature")
-    ok(stack.post_gbm(PARTNER, message(conversation, "signed with the partner key"), key="partner_key"))
+    ok(stack.post_gbm(PARTNER, message(conversation, "signed with the partner key", to=PARTNER), key="partner_key"))
     view = stack.wait_conversation(PARTNER, conversation)
     assert texts(view) == [("text", "signed with the partner key")]
 
@@ -164,6 +177,37 @@ def test_unsigned_or_badly_signed_delivery_is_401_and_records_nothing(stack: Sta
 def test_signed_but_not_a_gbm_body_is_400(stack: Stack, body: bytes) -> None:
     answer = stack.post_gbm(GBM, body)
     assert (answer.status_code, error_of(answer)) == (400, "bad_request")
+
+
+def test_bodies_nested_too_deep_are_refused_not_a_crash(stack: Stack) -> None:
+    conversation = new_conversation()
+    # Unsigned and small enough to be read as the set-up body: not a handshake, so unsigned, so 401.
+    handshake = ('{"clientToken":"x","secret":' + "[" * 2000 + "]" * 2000 + "}").encode()
+    assert len(handshake) <= 4096
+    answer = stack.post_gbm(GBM, handshake, key=None)
+    assert (answer.status_code, error_of(answer)) == (401, "missing_signature")
+    # Signed: 400, whatever the depth past the limit.
+    body = message(conversation, "deep")
+    for depth in (30, 5000):
+        deep = body[:-1] + b',"x":' + b"[" * depth + b"]" * depth + b"}"
+        answer = stack.post_gbm(GBM, deep)
+        assert (answer.status_code, error_of(answer)) == (400, "bad_request"), depth
+
+
+def test_a_delivery_for_another_agent_is_acknowledged_but_not_recorded(stack: Stack) -> None:
+    """The partner key signs for every agent: e2e-gbm's delivery, signed with it, is not e2e-gbm-partner's."""
+    conversation = new_conversation()
+    replayed = message(conversation, "meant for e2e-agent", message_id=f"replayed-{conversation}")
+    ok(stack.post_gbm(PARTNER, replayed, key="partner_key"))
+    # The same customer's next delivery to the partner account's own agent: a recorded replay would come first.
+    own = message(conversation, "meant for e2e-agent-partner", message_id=f"own-{conversation}", to=PARTNER)
+    ok(stack.post_gbm(PARTNER, own, key="partner_key"))
+    view = stack.wait_conversation(PARTNER, conversation)
+    assert [(m["id"], m["text"]) for m in view["messages"]] == [
+        (f"gbm:{PARTNER}:own-{conversation}", "meant for e2e-agent-partner")
+    ]
+    (row,) = stack.conversations_of(PARTNER, conversation)
+    assert row["message_count"] == 1
 
 
 # -- payload kinds ---------------------------------------------------------------------------------
@@ -249,7 +293,8 @@ def test_send_gbm_signs_with_the_key_the_account_names(stack: Stack, account_id:
 
 
 def expected_envelopes(body: bytes, account_id: str) -> list[Envelope]:
-    account = Account(id=account_id, channel="gbm", workstream="social")
+    brand, _, agent = AGENTS[account_id].removeprefix("brands/").partition("/agents/")
+    account = Account(id=account_id, channel="gbm", workstream="social", options={"brand_id": brand, "agent_id": agent})
     request = WebhookRequest("POST", "", {}, {}, {}, body, "")
     return GbmAdapter().parse(request, account, received_at=0, correlation_id="").envelopes
 
@@ -260,6 +305,7 @@ def test_recorded_payload_through_the_http_edge(stack: Stack, name: str) -> None
     doc = json.loads((TESTDATA / name).read_bytes())
     # Fresh ids each run, as Google's are unique (the samples share placeholders); everything else as recorded.
     doc["conversationId"] = conversation
+    doc["agent"] = AGENTS[GBM]  # as Google addresses each delivery (the samples name placeholder agents)
     if "requestId" in doc:
         doc["requestId"] = str(uuid.uuid4()).upper()
     if isinstance(doc.get("message"), dict) and "messageId" in doc["message"]:
@@ -269,7 +315,7 @@ def test_recorded_payload_through_the_http_edge(stack: Stack, name: str) -> None
 
     ok(stack.post_gbm(GBM, body))
 
-    if not expected:  # typing, or a status with placeholder booleans: nothing may appear
+    if not expected:  # typing, receipts, or a status with placeholder booleans: nothing may appear
         ok(stack.post_gbm(GBM, message(conversation, "barrier", message_id=f"barrier-{conversation}")))
         view = stack.wait_stored(GBM, conversation)
         assert [m["id"] for m in view["messages"]] == [f"gbm:{GBM}:barrier-{conversation}"]

@@ -6,6 +6,10 @@ refuse it with a 4xx and to enqueue nothing. The genuine request itself, and the
 platforms' documents say are the same request (header-name case, whitespace around the value, hex
 case for Meta, API Gateway's base64 body), must be accepted, so these properties can fail.
 
+Two more refusals hold whatever else is drawn: an account whose stored secret is missing, empty or
+blank accepts nothing, not even a request signed with that same empty key (an HMAC anyone can
+compute); and a body nested to any depth is answered with a 4xx or a 200, never a 5xx.
+
 The adapters are constructed directly, not looked up in the channel registry.
 """
 
@@ -15,6 +19,8 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,7 @@ import pytest
 from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
-from switchboard import apigw
+from switchboard import apigw, safe_json
 from switchboard.channels import facebook, gbm, line
 from switchboard.channels.facebook import FacebookAdapter
 from switchboard.channels.gbm import GbmAdapter
@@ -59,6 +65,24 @@ def recorded(channel_dir: str) -> list[bytes]:
     return out
 
 
+# The agent of the GBM accounts below; every recorded GBM body is delivered as if to it (Google writes
+# the agent into each delivery, and the adapter records only deliveries for its own account's agent).
+GBM_BRAND, GBM_AGENT = "85851e0e-8406-4812-8d15-53feecfa3b84", "bc69bbee-878a-4cda-a400-bec9311040e7"
+
+
+def gbm_recorded() -> list[bytes]:
+    """The recorded GBM bodies, each addressed to the accounts' agent, stored (pretty-printed) and compact."""
+    out: list[bytes] = []
+    for path in sorted((TESTDATA / "gbm").glob("*.json")):
+        doc = json.loads(path.read_bytes())
+        doc["agent"] = f"brands/{GBM_BRAND}/agents/{GBM_AGENT}"
+        out += [
+            json.dumps(doc, indent=2).encode("utf-8"),
+            json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+        ]
+    return out
+
+
 def line_synthetic() -> list[bytes]:
     event_ = {
         "type": "message",
@@ -84,6 +108,8 @@ def gbm_synthetic() -> list[bytes]:
     body = gbm.build_message(
         "72a88dca-58e8-4bb8-99bb-0302458fee1a",
         TRICKY,
+        brand_id=GBM_BRAND,
+        agent_id=GBM_AGENT,
         display_name="J\u00fcrgen",
         message_id="5605CF17-BB6D-4B5C-91FC-FDBA5664C4FA",
         request_id="73E7627A-C9F1-4C89-9553-E9FB49CBE01F",
@@ -126,8 +152,8 @@ CHANNELS = [
         signing_secret="client_token",
         hash_name="sha512",
         encoding="base64",
-        options={"signing_key": "client_token"},
-    ).with_bases(recorded("gbm") + gbm_synthetic()),
+        options={"signing_key": "client_token", "brand_id": GBM_BRAND, "agent_id": GBM_AGENT},
+    ).with_bases(gbm_recorded() + gbm_synthetic()),
     Channel(
         name="gbm-partner-key",
         target="gbm",
@@ -137,8 +163,8 @@ CHANNELS = [
         signing_secret="partner_key",
         hash_name="sha512",
         encoding="base64",
-        options={"signing_key": "partner_key"},
-    ).with_bases(recorded("gbm") + gbm_synthetic()),
+        options={"signing_key": "partner_key", "brand_id": GBM_BRAND, "agent_id": GBM_AGENT},
+    ).with_bases(gbm_recorded() + gbm_synthetic()),
 ]
 BY_NAME = {c.name: c for c in CHANNELS}
 channels = pytest.mark.parametrize("channel", CHANNELS, ids=[c.name for c in CHANNELS])
@@ -157,9 +183,9 @@ def bases(channel: Channel) -> st.SearchStrategy[bytes]:
 
 def test_every_channel_has_genuine_bodies_that_make_envelopes() -> None:
     # Without these the refusals below would prove nothing: the unmodified requests must be accepted.
-    assert len(BY_NAME["line"].bases) == 6  # two recordings, stored and compact, plus two realistic bodies
-    assert len(BY_NAME["facebook"].bases) >= 24  # echo-only and other-page recordings make no envelopes
-    assert len(BY_NAME["gbm-client-token"].bases) >= 16  # typing notices make no envelopes
+    assert len(BY_NAME["line"].bases) == 8  # three recordings, stored and compact, plus two realistic bodies
+    assert len(BY_NAME["facebook"].bases) >= 24  # echo-only and receipt-only recordings make no envelopes
+    assert len(BY_NAME["gbm-client-token"].bases) >= 16  # typing notices and receipts make no envelopes
     assert BY_NAME["gbm-partner-key"].bases == BY_NAME["gbm-client-token"].bases
 
 
@@ -468,3 +494,118 @@ def test_gbm_setup_needs_the_exact_client_token(data: st.DataObject) -> None:
             assert_refused(outcome)
             assert secret not in outcome.response.body and token not in outcome.response.body
         assert outcome.published == []
+
+
+# -- accounts whose secret is missing, empty or blank ---------------------------------------------------
+# Whitespace a stored secret could hold instead of a value: an empty HMAC key is one anybody can use.
+BLANKS = st.one_of(st.sampled_from(["", " ", "\t", "\n", "\r\n", "  ", "\u00a0", "\u3000"]), st.text(" \t\r\n", max_size=6))
+
+
+def hollow(secrets: Mapping[str, str], name: str, value: str | None) -> dict[str, str]:
+    """``secrets`` with ``name`` blank (``value``) or, for None, not there at all."""
+    out = {k: v for k, v in secrets.items() if k != name}
+    if value is not None:
+        out[name] = value
+    return out
+
+
+@channels
+@PROFILE
+@given(data=st.data())
+def test_an_account_with_a_hollow_signing_secret_accepts_nothing(channel: Channel, data: st.DataObject) -> None:
+    with case(channel.target):
+        value = data.draw(st.one_of(st.none(), BLANKS), label="stored secret")
+        event(f"hollow secret: {'missing' if value is None else 'empty' if value == '' else 'blank'}")
+        hollowed = replace(channel, secrets=hollow(channel.secrets, channel.signing_secret, value))
+        body = data.draw(bases(channel))
+        # Signed as an attacker would: with the hollow value itself, the empty key, or any short key.
+        key = data.draw(st.one_of(st.just(value or ""), st.just(""), BLANKS, st.text(max_size=8)), label="signing key")
+        headers = {"Content-Type": "application/json", channel.header: channel.signature(body, key=key)}
+        meta = channel.adapter.channel == "facebook"
+        if meta and data.draw(st.booleans(), label="legacy sha1"):  # the account allows SHA-1 below
+            headers = {"Content-Type": "application/json", "X-Hub-Signature": facebook.sign_sha1(key, body)}
+        options: dict[str, Any] = {"allow_sha1": True} if meta else {}
+        assert_refused(deliver(hollowed, api_event(hollowed, body, headers, b64=data.draw(st.booleans())), **options))
+
+
+@PROFILE
+@given(data=st.data())
+def test_facebook_get_never_answers_for_a_hollow_verify_token(data: st.DataObject) -> None:
+    with case("facebook"):
+        value = data.draw(st.one_of(st.none(), BLANKS), label="stored verify token")
+        hollowed = replace(FB, secrets=hollow(FB.secrets, "verify_token", value))
+        challenge = data.draw(st.text("0123456789", min_size=4, max_size=10))
+        query = {"hub.mode": "subscribe", "hub.challenge": challenge}
+        presented = data.draw(st.one_of(st.none(), st.just(value or ""), BLANKS, st.text(max_size=8)), label="hub.verify_token")
+        if presented is not None:
+            query["hub.verify_token"] = presented
+        outcome = deliver(hollowed, api_event(hollowed, b"", {}, method="GET", query=query))
+        assert_refused(outcome)
+        assert outcome.response.status == 403
+        assert outcome.response.body != challenge
+
+
+@PROFILE
+@given(data=st.data())
+def test_gbm_setup_never_echoes_for_a_hollow_client_token(data: st.DataObject) -> None:
+    with case("gbm"):
+        value = data.draw(st.one_of(st.none(), BLANKS), label="stored client token")
+        hollowed = replace(GBM, secrets=hollow(GBM.secrets, "client_token", value))
+        presented = data.draw(st.one_of(st.just(value or ""), st.just(""), BLANKS, st.text(max_size=8)), label="clientToken")
+        secret = data.draw(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=8, max_size=16))
+        body = json.dumps({"clientToken": presented, "secret": secret}).encode()
+        outcome = deliver(hollowed, api_event(hollowed, body, {"Content-Type": "application/json"}))
+        assert_refused(outcome)
+        assert outcome.response.status == 401
+        assert secret not in outcome.response.body
+
+
+# -- nesting to any depth ---------------------------------------------------------------------------------
+
+
+@st.composite
+def nested_value(draw: Draw) -> tuple[str, int]:
+    """A JSON value nested ``depth`` levels deep, arrays and objects mixed, and its depth."""
+    # The simplest draw (what hypothesis tries first) is the dangerous one: deeper than the limit.
+    depth = draw(st.one_of(st.integers(safe_json.MAX_DEPTH + 1, 5000), st.integers(1, 40), st.sampled_from([999, 1000, 1001])))
+    kinds = draw(st.sampled_from(["arrays", "objects", "mixed"]))
+    # Mixed nesting draws the first levels and alternates below them (thousands of draws would only slow it).
+    drawn = draw(st.lists(st.booleans(), min_size=min(depth, 64), max_size=min(depth, 64))) if kinds == "mixed" else []
+    objects = [
+        drawn[level] if level < len(drawn) else (level % 2 == 1 if kinds == "mixed" else kinds == "objects")
+        for level in range(depth)
+    ]
+    opens = ['{"k":' if as_object else "[" for as_object in objects]
+    closes = ["}" if as_object else "]" for as_object in objects]
+    inner = draw(st.sampled_from(["0", '"x"', "null", "[]", "{}"]))
+    return "".join(opens) + inner + "".join(reversed(closes)), depth
+
+
+@channels
+@PROFILE
+@given(data=st.data())
+def test_a_body_nested_to_any_depth_never_answers_5xx(channel: Channel, data: st.DataObject) -> None:
+    with case(channel.target):
+        value, depth = data.draw(nested_value(), label="nested value")
+        event(f"nesting: {'deep' if depth > safe_json.MAX_DEPTH else 'shallow'}")
+        where = data.draw(st.sampled_from(["field", "whole", "handshake"]), label="where")
+        if where == "field":  # a genuine body with one more field holding the nested value
+            text = data.draw(bases(channel)).decode("utf-8").rstrip()
+            assume(text.endswith("}"))
+            body = (text[:-1] + ',"deep":' + value + "}").encode("utf-8")
+        elif where == "whole":
+            body = value.encode("utf-8")
+        else:  # the shape of GBM's unsigned set-up body, as small as Google's
+            body = ('{"clientToken":"' + GBM.secrets["client_token"] + '","secret":' + value + "}").encode("utf-8")
+        signed = data.draw(st.sampled_from([True, False]), label="signed")
+        headers = {"Content-Type": "application/json"} | ({channel.header: channel.signature(body)} if signed else {})
+        outcome = deliver(channel, api_event(channel, body, headers, b64=data.draw(st.booleans())))
+        status = outcome.response.status
+        assert status < 500, outcome.response
+        if status != 200 or depth > safe_json.MAX_DEPTH:
+            assert outcome.published == [] and outcome.publish_calls == 0
+        if depth > safe_json.MAX_DEPTH:
+            assert 400 <= status < 500, outcome.response  # too deep to record: refused, whoever signed it
+            if signed:
+                assert outcome.response.status == 400
+                assert json.loads(outcome.response.body)["error"] == "bad_request"

@@ -99,6 +99,21 @@ class NotImplementedYet(WebhookError):
     code = "not_implemented"
 
 
+def require_secret(secrets: Mapping[str, object], name: str, refusal: WebhookError) -> str:
+    """The account's secret ``name``, or ``refusal`` raised when it is missing, empty or blank.
+
+    An HMAC keyed with the empty string is a signature anyone can compute, and an empty stored token
+    equals an empty presented one, so a hollow secret would make the account forgeable. The caller
+    passes the very refusal it gives a wrong signature or token: the platform (and an attacker) sees
+    nothing that tells a misconfigured account from a forged request, and no ``KeyError`` escapes.
+    The value is returned as stored, surrounding whitespace included.
+    """
+    value = secrets.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise refusal
+    return value
+
+
 @dataclass(frozen=True)
 class FetchRequest:
     """A GET the route stage makes for an attachment's bytes or a customer's profile.
@@ -145,7 +160,11 @@ class ChannelAdapter(ABC):
 
     @abstractmethod
     def verify(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> None:
-        """Raise :class:`Unauthorized` unless the platform signed ``request.body``. Constant time."""
+        """Raise :class:`Unauthorized` unless the platform signed ``request.body``. Constant time.
+
+        The key comes through :func:`require_secret`: a missing, empty or blank secret refuses exactly
+        as a wrong signature does (the same holds for the secret a :meth:`handshake` compares).
+        """
 
     @abstractmethod
     def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:

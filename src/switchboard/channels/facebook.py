@@ -24,8 +24,9 @@ message with only appointment_booking       event        a booking status change
 message with legacy location coordinates    location     text = title, coordinates in data
 message.is_echo                             (skipped)    the page's own message, never the customer's
 postback                                    postback     text = payload, ``title`` in data
-read, delivery, reaction, referral, optin,  event        detail under data[<item key>]
-handover and anything unknown
+read, delivery                              (skipped)    receipts: never something the customer said
+reaction, referral, optin, handover and     event        detail under data[<item key>]
+anything unknown
 ==========================================  ===========  ==========================================
 
 Items from ``standby`` (another app owns the thread) are normalised the same way and marked
@@ -39,10 +40,11 @@ import hmac
 import json
 import secrets as _secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from switchboard import safe_json
 from switchboard.channels.base import (
     BadRequest,
     ChannelAdapter,
@@ -52,6 +54,7 @@ from switchboard.channels.base import (
     Unauthorized,
     WebhookRequest,
     WebhookResponse,
+    require_secret,
 )
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.settings import Account
@@ -66,10 +69,10 @@ DEFAULT_GRAPH_BASE_URL = "https://graph.facebook.com"
 MEDIA_ATTACHMENT_TYPES = frozenset({"image", "video", "audio", "file", "sticker", "reel", "ig_reel"})
 # Reels are videos the customer shares; the attachment keeps its own type so an agent sees which.
 _KIND_OF_MEDIA = {t: t for t in ("image", "video", "audio", "file", "sticker")} | {"reel": "video", "ig_reel": "video"}
+# Receipts are never messages (a later reply-status feature will read them); each is skipped and logged.
+_RECEIPT_KEYS = {"read": "read receipt", "delivery": "delivery receipt"}
 # Items that are not messages, in the order they are looked for; anything else unknown is kept as an event.
 _EVENT_KEYS = (
-    "read",
-    "delivery",
     "reaction",
     "referral",
     "optin",
@@ -134,33 +137,34 @@ class FacebookAdapter(ChannelAdapter):
         if request.query.get("hub.mode") != "subscribe":
             raise Forbidden("hub.mode must be 'subscribe'")
         received = request.query.get("hub.verify_token") or ""
+        # An empty stored token would match an empty hub.verify_token: refuse as for a wrong one.
+        verify_token = require_secret(secrets, "verify_token", _wrong_verify_token())
         # The token is a secret the admin chose: compare in constant time and never repeat it back.
-        if not hmac.compare_digest(received.encode("utf-8"), secrets["verify_token"].encode("utf-8")):
-            raise Forbidden("hub.verify_token does not match this account's verify token")
+        if not hmac.compare_digest(received.encode("utf-8"), verify_token.encode("utf-8")):
+            raise _wrong_verify_token()
         challenge = request.query.get("hub.challenge")
         if not challenge:
             raise Forbidden("hub.challenge is missing")
         return WebhookResponse.text(200, challenge)
 
     def verify(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> None:
-        app_secret = secrets["app_secret"]
         received = request.header(SIGNATURE_HEADER)
         if received:
             # A present but wrong SHA-256 signature is refused even if a SHA-1 one would pass.
-            _check(received, sign_sha256(app_secret, request.body), "X-Hub-Signature-256")
+            _check(received, lambda secret: sign_sha256(secret, request.body), secrets, "X-Hub-Signature-256")
             return
         legacy = request.header(LEGACY_SIGNATURE_HEADER)
         if not legacy:
             raise Unauthorized("missing X-Hub-Signature-256 header", code="missing_signature")
         if account.option("allow_sha1") is not True:
             raise Unauthorized("X-Hub-Signature-256 is required: this account does not accept SHA-1 signatures")
-        _check(legacy, sign_sha1(app_secret, request.body), "X-Hub-Signature")
+        _check(legacy, lambda secret: sign_sha1(secret, request.body), secrets, "X-Hub-Signature")
 
     def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:
         try:
-            body = json.loads(request.body)
-        except ValueError:
-            raise BadRequest("body is not JSON") from None
+            body = safe_json.loads(request.body)
+        except safe_json.JsonError as exc:
+            raise BadRequest(f"body is not usable JSON: {exc}") from None
         if not isinstance(body, dict) or body.get("object") != "page":
             raise BadRequest("body is not a Messenger page webhook: expected 'object' to be 'page'")
         entries = body.get("entry")
@@ -195,6 +199,10 @@ class FacebookAdapter(ChannelAdapter):
                     message = item.get("message")
                     if isinstance(message, dict) and message.get("is_echo"):
                         skipped.append(f"{where} is an echo of the page's own message {message.get('mid')!r}")
+                        continue
+                    receipt = _receipt_of(item)
+                    if receipt is not None:
+                        skipped.append(f"{where} is a {receipt}")
                         continue
                     envelopes.append(
                         self._envelope(
@@ -301,10 +309,21 @@ class FacebookAdapter(ChannelAdapter):
         )
 
 
-def _check(received: str, expected: str, header: str) -> None:
+def _check(received: str, signed_with: Callable[[str], str], secrets: Mapping[str, str], header: str) -> None:
+    # An account without a usable app secret answers exactly as a wrong signature does: the empty
+    # key's HMAC is one anybody can compute.
+    expected = signed_with(require_secret(secrets, "app_secret", _mismatch(header)))
     # Meta sends lower-case hex; normalise case only, then compare in constant time.
     if not hmac.compare_digest(received.strip().lower().encode("utf-8"), expected.encode("ascii")):
-        raise Unauthorized(f"{header} does not match the body")
+        raise _mismatch(header)
+
+
+def _mismatch(header: str) -> Unauthorized:
+    return Unauthorized(f"{header} does not match the body")
+
+
+def _wrong_verify_token() -> Forbidden:
+    return Forbidden("hub.verify_token does not match this account's verify token")
 
 
 def _customer_of(sender: Mapping[str, Any], item: Mapping[str, Any]) -> tuple[str, str | None]:
@@ -334,11 +353,16 @@ def _millis(value: Any) -> int | None:
     return None
 
 
+def _receipt_of(item: Mapping[str, Any]) -> str | None:
+    """What kind of receipt ``item`` is ("read receipt", "delivery receipt"), or None for anything else."""
+    if isinstance(item.get("message"), dict) or isinstance(item.get("postback"), dict):
+        return None
+    return next((what for key, what in _RECEIPT_KEYS.items() if key in item), None)
+
+
 def _event_key(name: str, detail: Any, customer_id: str, sent_at: int) -> str:
-    """A key stable across Meta's redeliveries: watermarks for receipts, the target and action for reactions."""
+    """A key stable across Meta's redeliveries: the target and action for reactions, else sender and time."""
     fields = _obj(detail)
-    if name in ("read", "delivery") and fields.get("watermark") is not None:
-        return f"{name}:{customer_id}:{fields['watermark']}"
     if name == "reaction" and fields.get("mid"):
         return f"reaction:{fields['mid']}:{fields.get('action', 'react')}:{fields.get('reaction', fields.get('emoji', ''))}"
     return f"{name}:{customer_id}:{sent_at}"

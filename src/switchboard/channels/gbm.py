@@ -11,6 +11,13 @@ a base64 HMAC-SHA512 of the raw body. The two GBM documents disagree on the key 
 client token, the older and Google's own samples the partner key), so the account's ``signing_key``
 chooses, defaulting to the client token.
 
+A partner key (and a partner-level webhook's client token) signs for every agent of the partner, so
+a signature proves only that Google sent the body, not to which of our accounts. The body's
+``agent`` (``brands/{brand_id}/agents/{agent_id}``) must be this account's; a delivery for another
+agent, or to an account that names no agent, is logged as skipped and answered 200 as Google
+expects, so it cannot be replayed into another account's conversations (interface section 2: an
+entry naming no such account is not recorded). Routing it to the account it does name is later work.
+
 Kinds, by payload:
 
 =====================================  ========  ===================================================
@@ -21,7 +28,8 @@ message, text is a signed storage URL  image     users' images arrive only this 
 suggestionResponse                     postback  text = the suggestion's text, postbackData in data
 userStatus.requestedLiveAgent true     event     data["requested_live_agent"] = True, for routing
 userStatus otherwise (typing)          (skipped) presence noise, not something the customer said
-receipts, surveyResponse,              event     detail in data
+receipts (read, delivered)             (skipped) receipts are never messages
+surveyResponse,                        event     detail in data
 authenticationResponse, unknown
 =====================================  ========  ===================================================
 """
@@ -39,7 +47,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
-from switchboard.channels.base import BadRequest, ChannelAdapter, ParseResult, Unauthorized, WebhookRequest, WebhookResponse
+from switchboard import safe_json
+from switchboard.channels.base import (
+    BadRequest,
+    ChannelAdapter,
+    ParseResult,
+    Unauthorized,
+    WebhookRequest,
+    WebhookResponse,
+    require_secret,
+)
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.settings import Account
 
@@ -50,6 +67,9 @@ _PAYLOAD_KEYS = ("message", "suggestionResponse", "userStatus", "receipts", "sur
 _VERIFICATION_KEYS = frozenset({"clientToken", "secret"})
 # The verification body is two short strings; anything much larger is a message and is not parsed twice.
 _VERIFICATION_MAX_BYTES = 4096
+_RECEIPT_KINDS = {"READ": "read receipt", "DELIVERED": "delivery receipt"}
+# How much of a body's own value (an agent name) a skip reason repeats: log lines stay small.
+_SHOWN_CHARS = 120
 _STORAGE_URL = re.compile(r"https://storage\.googleapis\.com/\S+")
 _RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})", re.IGNORECASE)
 
@@ -118,10 +138,12 @@ class GbmAdapter(ChannelAdapter):
     required_secrets: ClassVar[tuple[str, ...]] = ("client_token",)
     # The service account only sends replies; the partner key only matters when it signs.
     optional_secrets: ClassVar[tuple[str, ...]] = ("partner_key", "service_account_json")
+    # brand_id and agent_id are required: the body's agent is checked against them, and without them
+    # every delivery is skipped, since one partner key signs for all of a partner's agents.
     options: ClassVar[dict[str, str]] = {
         "partner_id": "str",
-        "brand_id": "str",
-        "agent_id": "str",
+        "brand_id": "str!",
+        "agent_id": "str!",
         "signing_key": "enum:" + "|".join(SIGNING_KEYS),
     }
 
@@ -137,36 +159,47 @@ class GbmAdapter(ChannelAdapter):
         if b'"clientToken"' not in request.body:
             return None  # every message would otherwise be parsed twice, here and in parse()
         try:
-            body = json.loads(request.body)
-        except ValueError:
-            return None  # parse() reports the bad body once verify() has passed
+            body = safe_json.loads(request.body)
+        except safe_json.JsonError:
+            return None  # not a handshake: verify() refuses it unsigned, parse() reports it signed
         if not isinstance(body, dict) or set(body) != _VERIFICATION_KEYS:
             return None
         client_token, secret = body["clientToken"], body["secret"]
         if not isinstance(client_token, str) or not isinstance(secret, str):
             return None
-        # Unsigned by design: knowing the client token is the only proof Google offers here.
-        if not hmac.compare_digest(client_token.encode("utf-8"), secrets["client_token"].encode("utf-8")):
-            raise Unauthorized("clientToken does not match this account's client token", code="invalid_client_token")
+        # Unsigned by design: knowing the client token is the only proof Google offers here, so an
+        # account whose stored token is empty would echo anyone's secret. Refused as a wrong token.
+        stored = require_secret(secrets, "client_token", _wrong_client_token())
+        if not hmac.compare_digest(client_token.encode("utf-8"), stored.encode("utf-8")):
+            raise _wrong_client_token()
         return WebhookResponse.text(200, secret)
 
     def verify(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> None:
         received = request.header(SIGNATURE_HEADER)
         if not received:
             raise Unauthorized("missing X-Goog-Signature header", code="missing_signature")
-        expected = sign(secrets[signing_key_name(account)], request.body)
+        # An account without a usable signing key answers exactly as a wrong signature does.
+        key = require_secret(secrets, signing_key_name(account), _mismatch())
+        expected = sign(key, request.body)
         if not hmac.compare_digest(received.strip().encode("utf-8"), expected.encode("ascii")):
-            raise Unauthorized("X-Goog-Signature does not match the body")
+            raise _mismatch()
 
     def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:
         try:
-            body = json.loads(request.body)
-        except ValueError:
-            raise BadRequest("body is not JSON") from None
+            body = safe_json.loads(request.body)
+        except safe_json.JsonError as exc:
+            raise BadRequest(f"body is not usable JSON: {exc}") from None
         if not isinstance(body, dict) or not isinstance(body.get("conversationId"), str) or not body["conversationId"]:
             raise BadRequest("body is not a Business Messages webhook: expected a 'conversationId'")
+        not_ours = _not_this_agent(body.get("agent"), account)
+        if not_ours:
+            return ParseResult([], [not_ours])
         payload_type = next((k for k in _PAYLOAD_KEYS if isinstance(body.get(k), dict)), None)
         payload: dict[str, Any] = body[payload_type] if payload_type else {}
+        if payload_type == "receipts":
+            # Receipts are never messages; a later reply-status feature will read them.
+            kinds = _receipt_kinds(payload)
+            return ParseResult([], [f"{kinds} in conversation {body['conversationId']!r} makes no envelope"])
 
         data: dict[str, Any] = {"event": payload_type or _unknown_type(body)}
         for source, target in (("agent", "agent"), ("requestId", "request_id"), ("customAgentId", "custom_agent_id")):
@@ -229,6 +262,42 @@ class GbmAdapter(ChannelAdapter):
             data=data,
         )
         return ParseResult([envelope])
+
+
+def agent_name(account: Account) -> str | None:
+    """The ``agent`` Google writes in this account's deliveries, or None when the account names no agent."""
+    brand, agent = account.option("brand_id"), account.option("agent_id")
+    if not isinstance(brand, str) or not brand.strip() or not isinstance(agent, str) or not agent.strip():
+        return None
+    return f"brands/{brand}/agents/{agent}"
+
+
+def _not_this_agent(agent: Any, account: Account) -> str | None:
+    """Why a verified body is not this account's to record, or None when its agent is the account's."""
+    expected = agent_name(account)
+    if expected is None:
+        return f"account {account.id!r} has no brand_id and agent_id, so no delivery can be its own"
+    if agent != expected:
+        shown = repr(agent)
+        shown = shown if len(shown) <= _SHOWN_CHARS else shown[:_SHOWN_CHARS] + "..."
+        return f"delivery for agent {shown}, not this account's agent {expected!r}"
+    return None
+
+
+def _receipt_kinds(payload: Mapping[str, Any]) -> str:
+    """What the receipts are, for the log: read, delivery, both, or plain "receipts" when no type is given."""
+    items = payload.get("receipts")
+    types = [r.get("receiptType") for r in items if isinstance(r, dict)] if isinstance(items, list) else []
+    kinds = dict.fromkeys(_RECEIPT_KINDS.get(t, "receipt") if isinstance(t, str) else "receipt" for t in types)
+    return ", ".join(kinds) or "receipts"
+
+
+def _mismatch() -> Unauthorized:
+    return Unauthorized("X-Goog-Signature does not match the body")
+
+
+def _wrong_client_token() -> Unauthorized:
+    return Unauthorized("clientToken does not match this account's client token", code="invalid_client_token")
 
 
 def _message(message: Mapping[str, Any]) -> tuple[str, str | None, tuple[Attachment, ...]]:

@@ -3,6 +3,12 @@
 LINE signs the raw body with the channel secret (HMAC-SHA256, base64) and gives up after 2 s, so
 this module does the least work that proves the request genuine and turns each event into one
 envelope. Media bytes and profile names are fetched later, off the webhook's path.
+
+Only events of a customer become envelopes: an event whose ``source`` names no user, group or room
+(a module channel's ``module`` attach/detach, ``botSuspended``, ``botResumed``), the chat-control
+switches ``activated``/``deactivated`` (our own API calls, not anything a customer did) and the
+notification-message ``delivery`` completion (a delivery receipt) are logged as skipped. Stored,
+they would open a conversation, and with a CRM a contact and ticket, for a customer who said nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +21,16 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from switchboard.channels.base import BadRequest, ChannelAdapter, FetchRequest, ParseResult, Unauthorized, WebhookRequest
+from switchboard import safe_json
+from switchboard.channels.base import (
+    BadRequest,
+    ChannelAdapter,
+    FetchRequest,
+    ParseResult,
+    Unauthorized,
+    WebhookRequest,
+    require_secret,
+)
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.settings import Account
 
@@ -25,6 +40,11 @@ DEFAULT_DATA_BASE_URL = "https://api-data.line.me"
 _MEDIA = {"image", "video", "audio"}
 # Events that carry no message but matter to the conversation; anything else unknown is kept too.
 _EVENT_DETAIL_KEYS = ("follow", "joined", "left", "unsend", "beacon", "link", "videoPlayComplete", "things", "postback")
+# Events about the LINE account or its module channel, never a customer's, whatever their source says.
+_ACCOUNT_EVENTS = frozenset({"module", "activated", "deactivated", "botSuspended", "botResumed"})
+# LINE notification messages' delivery completion: a receipt, and receipts are never messages.
+_RECEIPT_EVENTS = {"delivery": "delivery receipt"}
+_SHOWN_CHARS = 64
 
 
 def sign(channel_secret: str, body: bytes) -> str:
@@ -42,16 +62,18 @@ class LineAdapter(ChannelAdapter):
         received = request.header(SIGNATURE_HEADER)
         if not received:
             raise Unauthorized("missing X-Line-Signature header", code="missing_signature")
-        expected = sign(secrets["channel_secret"], request.body)
+        # An account without a usable channel secret answers exactly as a wrong signature does.
+        channel_secret = require_secret(secrets, "channel_secret", _mismatch())
+        expected = sign(channel_secret, request.body)
         # Compare bytes in constant time over the raw body's digest; never re-serialise the JSON first.
         if not hmac.compare_digest(received.strip().encode("utf-8"), expected.encode("ascii")):
-            raise Unauthorized("X-Line-Signature does not match the body")
+            raise _mismatch()
 
     def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:
         try:
-            body = json.loads(request.body)
-        except ValueError:
-            raise BadRequest("body is not JSON") from None
+            body = safe_json.loads(request.body)
+        except safe_json.JsonError as exc:
+            raise BadRequest(f"body is not usable JSON: {exc}") from None
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
             raise BadRequest("body is not a LINE webhook: expected an object with an 'events' array")
         envelopes: list[Envelope] = []
@@ -60,7 +82,11 @@ class LineAdapter(ChannelAdapter):
             if not isinstance(event, dict) or not isinstance(event.get("type"), str):
                 skipped.append(f"events[{index}] is not an event object")
                 continue
-            envelopes.append(self._envelope(event, account, received_at=received_at, correlation_id=correlation_id))
+            counterpart, not_a_customers = _counterpart(event)
+            if counterpart is None:
+                skipped.append(f"events[{index}]: {not_a_customers}")
+                continue
+            envelopes.append(self._envelope(event, counterpart, account, received_at=received_at, correlation_id=correlation_id))
         return ParseResult(envelopes, skipped)
 
     def attachment_request(self, attachment: Attachment, account: Account, secrets: Mapping[str, str]) -> FetchRequest | None:
@@ -88,11 +114,19 @@ class LineAdapter(ChannelAdapter):
         name = body.get("displayName") if isinstance(body, dict) else None
         return (name.strip() or None) if isinstance(name, str) else None
 
-    def _envelope(self, event: dict[str, Any], account: Account, *, received_at: int, correlation_id: str) -> Envelope:
+    def _envelope(
+        self,
+        event: dict[str, Any],
+        counterpart: tuple[str, str | None],
+        account: Account,
+        *,
+        received_at: int,
+        correlation_id: str,
+    ) -> Envelope:
         event_type = event["type"]
         raw_source = event.get("source")
         source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
-        customer_id, speaker = _customer_of(source)
+        customer_id, speaker = counterpart
         data: dict[str, Any] = {"event": event_type, "mode": event.get("mode")}
         if speaker and speaker != customer_id:
             data["speaker"] = speaker
@@ -140,17 +174,38 @@ class LineAdapter(ChannelAdapter):
         )
 
 
-def _customer_of(source: Mapping[str, Any]) -> tuple[str, str | None]:
-    """The conversation's counterpart: the user in a 1:1 chat, the group or room in a group chat."""
+def _mismatch() -> Unauthorized:
+    return Unauthorized("X-Line-Signature does not match the body")
+
+
+def _counterpart(event: Mapping[str, Any]) -> tuple[tuple[str, str | None] | None, str]:
+    """The event's customer and speaker (see :func:`_customer_of`), or None and why it has none."""
+    event_type = str(event["type"])[:_SHOWN_CHARS]  # the reason is logged: a made-up type stays short
+    if event_type in _ACCOUNT_EVENTS:
+        return None, f"account event {event_type}"
+    if event_type in _RECEIPT_EVENTS:
+        return None, _RECEIPT_EVENTS[event_type]
+    source = event.get("source")
+    counterpart = _customer_of(source if isinstance(source, dict) else {})
+    if counterpart is None:
+        return None, f"account event {event_type} (its source names no user, group or room)"
+    return counterpart, ""
+
+
+def _customer_of(source: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    """The conversation's counterpart: the user in a 1:1 chat, the group or room in a group chat.
+
+    None when the source names none of them: no customer, so no conversation to record under.
+    """
     kind = source.get("type")
-    user = source.get("userId")
+    user = source.get("userId") if isinstance(source.get("userId"), str) and source.get("userId") else None
     if kind == "group" and source.get("groupId"):
         return str(source["groupId"]), user
     if kind == "room" and source.get("roomId"):
         return str(source["roomId"]), user
     if user:
-        return str(user), user
-    return "unknown", None
+        return user, user
+    return None
 
 
 def _message(message: dict[str, Any]) -> tuple[str, str | None, tuple[Attachment, ...], dict[str, Any]]:

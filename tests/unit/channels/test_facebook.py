@@ -205,17 +205,9 @@ CASES: list[tuple[str, list[Expected], list[str]]] = [
         ],
         [],
     ),
-    (
-        "read.json",
-        [Expected("event", U1, f"read:{U1}:1458668856253", data={"event": "read", "read": {"watermark": 1458668856253}})],
-        [],
-    ),
-    (
-        # The item has no timestamp of its own: the entry's time stands in.
-        "delivery.json",
-        [Expected("event", U1, f"delivery:{U1}:1458668856253", data={"event": "delivery"}, sent_at=1458668856451)],
-        [],
-    ),
+    # Receipts are never messages (interface section 4): logged as skipped, no envelope.
+    ("read.json", [], ["entry[0].messaging[0] is a read receipt"]),
+    ("delivery.json", [], ["entry[0].messaging[0] is a delivery receipt"]),
     (
         "reaction.json",
         [
@@ -253,11 +245,8 @@ CASES: list[tuple[str, list[Expected], list[str]]] = [
     ("echo.json", [], ["entry[0].messaging[0] is an echo", "entry[0].messaging[1] is an echo"]),
     (
         "standby.json",
-        [
-            Expected("text", U2, "m_standby_text", "is anyone there?", data={"standby": True}),
-            Expected("event", U2, f"read:{U2}:1570053170673", data={"standby": True, "event": "read"}),
-        ],
-        ["entry[0].standby[1] is an echo"],
+        [Expected("text", U2, "m_standby_text", "is anyone there?", data={"standby": True})],
+        ["entry[0].standby[1] is an echo", "entry[0].standby[2] is a read receipt"],
     ),
     (
         "batched_2x3.json",
@@ -447,9 +436,42 @@ def test_duplicate_mid_gives_the_same_envelope_id() -> None:
     assert first.dedupe_id == again.dedupe_id
 
 
-def test_the_same_read_redelivered_keeps_its_id() -> None:
-    body = (TESTDATA / "read.json").read_bytes()
-    assert parse(body)[0][0].id == parse(body)[0][0].id
+def test_the_same_reaction_redelivered_keeps_its_id() -> None:
+    body = (TESTDATA / "reaction.json").read_bytes()
+    assert [e.id for e in parse(body)[0]] == [e.id for e in parse(body)[0]]
+
+
+def test_receipts_never_become_messages_wherever_they_arrive() -> None:
+    t = 1718000000000
+    items = [
+        {"sender": {"id": U1}, "recipient": {"id": PAGE}, "timestamp": t, "read": {"watermark": t - 1}},
+        {"sender": {"id": U1}, "recipient": {"id": PAGE}, "delivery": {"watermark": t - 1}},
+        {"sender": {"id": U2}, "recipient": {"id": PAGE}, "timestamp": t + 1, "delivery": {"mids": ["m_x"], "watermark": t}},
+        {
+            "sender": {"id": U2},
+            "recipient": {"id": PAGE},
+            "timestamp": t + 2,
+            "message": {"mid": "m_after", "text": "still here"},
+        },
+    ]
+    body = {"object": "page", "entry": [{"id": PAGE, "time": t, "messaging": items[:2], "standby": items[2:]}]}
+    envelopes, skipped = parse(json.dumps(body).encode())
+    assert [(e.id, e.kind) for e in envelopes] == [("facebook:fb-store:m_after", "text")]
+    assert skipped == [
+        "entry[0].messaging[0] is a read receipt",
+        "entry[0].messaging[1] is a delivery receipt",
+        "entry[0].standby[0] is a delivery receipt",
+    ]
+
+
+def test_a_message_or_postback_is_never_taken_for_a_receipt() -> None:
+    t = 1718000000000
+    message = {"sender": {"id": U1}, "timestamp": t, "message": {"mid": "m_1", "text": "hi"}, "read": {"watermark": t}}
+    postback = {"sender": {"id": U1}, "timestamp": t, "postback": {"mid": "m_2", "payload": "GO"}, "delivery": {"watermark": t}}
+    body = {"object": "page", "entry": [{"id": PAGE, "time": t, "messaging": [message, postback]}]}
+    envelopes, skipped = parse(json.dumps(body).encode())
+    assert [(e.kind, e.text) for e in envelopes] == [("text", "hi"), ("postback", "GO")]
+    assert skipped == []
 
 
 def test_echoes_never_become_customer_messages() -> None:

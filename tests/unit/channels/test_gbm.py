@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from switchboard.channels.base import BadRequest, Unauthorized, WebhookRequest
-from switchboard.channels.gbm import GbmAdapter, build_message, sign
+from switchboard.channels.gbm import GbmAdapter, agent_name, build_message, sign
 from switchboard.envelope import Envelope
 from switchboard.settings import Account
 
@@ -25,13 +25,22 @@ SECRETS = {"client_token": CLIENT_TOKEN, "partner_key": PARTNER_KEY, "service_ac
 CONVERSATION = "72a88dca-58e8-4bb8-99bb-0302458fee1a"
 RECEIVED_AT = 1_800_000_000_000
 IMAGE_URL = json.loads((TESTDATA / "gbm_image-message.json").read_text())["message"]["text"]
+# Google's test-framework samples name this placeholder agent; the realistic recordings a real one.
+SAMPLE_AGENT = {"brand_id": "BRAND_ID", "agent_id": "AGENT_ID"}
+REALISTIC_AGENT = {"brand_id": "85851e0e-8406-4812-8d15-53feecfa3b84", "agent_id": "bc69bbee-878a-4cda-a400-bec9311040e7"}
+AGENT = "brands/BRAND_ID/agents/AGENT_ID"
 
 adapter = GbmAdapter()
 
 
 def account(**options: Any) -> Account:
-    base = {"partner_id": "p-1", "brand_id": "85851e0e-8406-4812-8d15-53feecfa3b84", "agent_id": "bc69bbee"}
+    base = {"partner_id": "p-1", **SAMPLE_AGENT}
     return Account(id="gbm-agent", channel="gbm", workstream="social", options={**base, **options})
+
+
+def body_of(**fields: Any) -> bytes:
+    """A delivery to this test's account: ``fields`` plus the account's ``agent``, as Google sends it."""
+    return json.dumps({"agent": AGENT, **fields}).encode()
 
 
 def request(body: bytes, headers: dict[str, str] | None = None) -> WebhookRequest:
@@ -46,8 +55,8 @@ def request(body: bytes, headers: dict[str, str] | None = None) -> WebhookReques
     )
 
 
-def parse(body: bytes) -> tuple[list[Envelope], list[str]]:
-    result = adapter.parse(request(body), account(), received_at=RECEIVED_AT, correlation_id="corr-1")
+def parse(body: bytes, acct: Account | None = None) -> tuple[list[Envelope], list[str]]:
+    result = adapter.parse(request(body), acct or account(), received_at=RECEIVED_AT, correlation_id="corr-1")
     return result.envelopes, result.skipped
 
 
@@ -124,23 +133,9 @@ CASES: list[tuple[str, list[Expected], list[str]]] = [
         [],
     ),
     ("gbm_event-receive.json", [], ["userStatus (not typing)"]),
-    (
-        "gbm_read-receipt.json",
-        [
-            Expected(
-                "event",
-                "CONVERSATION_ID",
-                "sha256-",
-                data={"event": "receipts", "receipts": {"receipts": [{"receiptType": "READ"}]}},
-            )
-        ],
-        [],
-    ),
-    (
-        "gbm_user-receipt.json",
-        [Expected("event", "CONVERSATION_ID", "sha256-", data={"receipts": {"receipts": [{"receiptType": "DELIVERED"}]}})],
-        [],
-    ),
+    # Receipts are never messages (interface section 4): logged as skipped, no envelope.
+    ("gbm_read-receipt.json", [], ["read receipt in conversation 'CONVERSATION_ID'"]),
+    ("gbm_user-receipt.json", [], ["delivery receipt in conversation 'CONVERSATION_ID'"]),
     (
         "gbm_realistic-text.json",
         [
@@ -210,7 +205,8 @@ def test_every_recorded_payload_is_in_the_table() -> None:
 
 @pytest.mark.parametrize(("name", "expected", "skipped"), CASES, ids=[c[0] for c in CASES])
 def test_recorded_payload(name: str, expected: list[Expected], skipped: list[str]) -> None:
-    envelopes, reasons = parse((TESTDATA / name).read_bytes())
+    acct = account(**REALISTIC_AGENT) if name.startswith("gbm_realistic") else account()
+    envelopes, reasons = parse((TESTDATA / name).read_bytes(), acct)
 
     assert len(envelopes) == len(expected)
     for envelope, want in zip(envelopes, expected, strict=True):
@@ -285,6 +281,8 @@ def test_required_secrets_follow_the_signing_key() -> None:
     assert adapter.secrets_for(account(signing_key="partner_key").options) == ("client_token", "partner_key")
     assert set(adapter.optional_secrets) == {"partner_key", "service_account_json"}
     assert adapter.options["signing_key"] == "enum:client_token|partner_key"
+    # Required at apply: without them no delivery can be told to be this account's (see below).
+    assert (adapter.options["brand_id"], adapter.options["agent_id"]) == ("str!", "str!")
 
 
 def test_an_unknown_signing_key_is_a_configuration_error() -> None:
@@ -346,15 +344,17 @@ def test_a_body_that_is_not_a_gbm_webhook_is_a_bad_request(body: bytes) -> None:
 
 
 def test_typing_makes_no_envelope() -> None:
-    body = {"conversationId": "c1", "requestId": "r1", "userStatus": {"isTyping": True, "createTime": "2022-10-11T23:03:03Z"}}
-    envelopes, skipped = parse(json.dumps(body).encode())
+    envelopes, skipped = parse(
+        body_of(conversationId="c1", requestId="r1", userStatus={"isTyping": True, "createTime": "2022-10-11T23:03:03Z"})
+    )
     assert envelopes == []
     assert skipped == ["userStatus (typing) in conversation 'c1' makes no envelope"]
 
 
 def test_requested_live_agent_is_an_event_the_router_can_match() -> None:
-    body = {"conversationId": "c1", "requestId": "r1", "userStatus": {"requestedLiveAgent": True, "isTyping": False}}
-    (envelope,), skipped = parse(json.dumps(body).encode())
+    (envelope,), skipped = parse(
+        body_of(conversationId="c1", requestId="r1", userStatus={"requestedLiveAgent": True, "isTyping": False})
+    )
     assert skipped == []
     assert envelope.kind == "event"
     assert envelope.data["requested_live_agent"] is True
@@ -362,40 +362,39 @@ def test_requested_live_agent_is_an_event_the_router_can_match() -> None:
 
 def test_a_storage_url_becomes_an_image_attachment_and_no_text() -> None:
     url = "https://storage.googleapis.com/business-messages-us/1/abc?x-goog-expires=604800"
-    (envelope,), _ = parse(json.dumps({"conversationId": "c1", "message": {"messageId": "m1", "text": url}}).encode())
+    (envelope,), _ = parse(body_of(conversationId="c1", message={"messageId": "m1", "text": url}))
     assert (envelope.kind, envelope.text) == ("image", None)
     assert [(a.type, a.url) for a in envelope.attachments] == [("image", url)]
 
 
 def test_a_storage_url_inside_a_sentence_stays_text() -> None:
     text = "see https://storage.googleapis.com/bucket/x please"
-    (envelope,), _ = parse(json.dumps({"conversationId": "c1", "message": {"messageId": "m1", "text": text}}).encode())
+    (envelope,), _ = parse(body_of(conversationId="c1", message={"messageId": "m1", "text": text}))
     assert (envelope.kind, envelope.text, envelope.attachments) == ("text", text, ())
 
 
 def test_dedupe_prefers_message_id_then_request_id_then_the_body() -> None:
     def key(body: dict[str, Any]) -> str:
-        return parse(json.dumps(body).encode())[0][0].id
+        return parse(json.dumps({"agent": AGENT, **body}).encode())[0][0].id
 
     message = {"conversationId": "c1", "requestId": "r1", "message": {"messageId": "m1", "text": "hi"}}
     assert key(message) == "gbm:gbm-agent:m1"
     assert key({**message, "requestId": "r2"}) == "gbm:gbm-agent:m1"  # a redelivery may carry a new requestId
     assert key({"conversationId": "c1", "requestId": "r1", "message": {"text": "hi"}}) == "gbm:gbm-agent:r1"
-    receipts = {"conversationId": "c1", "receipts": {"receipts": [{"message": "m", "receiptType": "READ"}]}}
-    assert key(receipts) == key(dict(reversed(list(receipts.items()))))
-    assert key(receipts) != key({**receipts, "sendTime": "2022-10-11T23:03:03Z"})
+    survey = {"conversationId": "c1", "surveyResponse": {"rating": "VERY_SATISFIED", "questionResponsePostbackData": "yes"}}
+    assert key(survey) == key(dict(reversed(list(survey.items()))))
+    assert key(survey) != key({**survey, "sendTime": "2022-10-11T23:03:03Z"})
 
 
 def test_unknown_payloads_are_kept_as_events() -> None:
-    body = {"conversationId": "c1", "requestId": "r9", "somethingNew": {"x": 1}}
-    (envelope,), _ = parse(json.dumps(body).encode())
+    (envelope,), _ = parse(body_of(conversationId="c1", requestId="r9", somethingNew={"x": 1}))
     assert envelope.kind == "event"
     assert envelope.data["event"] == "somethingNew"
     assert envelope.id == "gbm:gbm-agent:r9"
 
 
 def test_a_message_without_text_is_unsupported() -> None:
-    (envelope,), _ = parse(json.dumps({"conversationId": "c1", "message": {"messageId": "m1"}}).encode())
+    (envelope,), _ = parse(body_of(conversationId="c1", message={"messageId": "m1"}))
     assert envelope.kind == "unsupported"
 
 
@@ -411,8 +410,8 @@ def test_a_message_without_text_is_unsupported() -> None:
     ],
 )
 def test_sent_at_reads_rfc3339_and_falls_back_to_received_at(stamp: str, millis: int) -> None:
-    body = {"conversationId": "c1", "message": {"messageId": "m1", "text": "hi"}, "sendTime": stamp}
-    assert parse(json.dumps(body).encode())[0][0].sent_at == millis
+    body = body_of(conversationId="c1", message={"messageId": "m1", "text": "hi"}, sendTime=stamp)
+    assert parse(body)[0][0].sent_at == millis
 
 
 def test_accepted_is_an_empty_json_object() -> None:
@@ -449,11 +448,101 @@ def test_build_message_uses_the_brand_and_agent() -> None:
 
 
 def test_authentication_response_code_is_never_kept() -> None:
-    body = {
-        "conversationId": "c1",
-        "requestId": "r9",
-        "authenticationResponse": {"code": "ONE-TIME-CODE-123", "redirect_uri": "https://x"},
-    }
-    (envelope,), _ = parse(json.dumps(body).encode())
+    body = body_of(
+        conversationId="c1",
+        requestId="r9",
+        authenticationResponse={"code": "ONE-TIME-CODE-123", "redirect_uri": "https://x"},
+    )
+    (envelope,), _ = parse(body)
     assert "ONE-TIME-CODE-123" not in envelope.to_json()
     assert envelope.data["authentication_response"] == {"redirect_uri": "https://x", "code_received": True}
+
+
+# --- the body's agent must be this account's (one partner key signs for all of a partner's agents) ------
+
+
+def test_agent_name_is_the_one_google_writes() -> None:
+    assert agent_name(account(brand_id="b1", agent_id="a1")) == "brands/b1/agents/a1"
+    for missing in ({"brand_id": None}, {"agent_id": None}, {"brand_id": ""}, {"agent_id": "  "}, {"agent_id": 7}):
+        assert agent_name(account(**missing)) is None, missing
+
+
+def test_a_delivery_for_another_agent_is_skipped_not_recorded() -> None:
+    # Signed once for agent A (the partner key signs for every agent); replayed to agent B's account.
+    body = build_message(CONVERSATION, "for agent A", brand_id="b1", agent_id="A", message_id="m-a")
+    assert parse(body, account(brand_id="b1", agent_id="A"))[0]  # A's own account records it
+    envelopes, skipped = parse(body, account(brand_id="b1", agent_id="B"))
+    assert envelopes == []
+    assert skipped == ["delivery for agent 'brands/b1/agents/A', not this account's agent 'brands/b1/agents/B'"]
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "brands/b2/agents/A",  # the same agent id under another brand
+        "brands/b1/agents/A/",
+        "brands/b1/agents/a",
+        " brands/b1/agents/A",
+        "brands/b1/agents/A\n",
+        "",
+        None,
+        ["brands/b1/agents/A"],
+    ],
+    ids=["other-brand", "trailing-slash", "case", "leading-space", "newline", "empty", "null", "list"],
+)
+def test_anything_but_exactly_the_accounts_agent_is_skipped(agent: Any) -> None:
+    doc = json.loads(build_message("c1", "hi", brand_id="b1", agent_id="A", message_id="m1"))
+    doc["agent"] = agent
+    envelopes, skipped = parse(json.dumps(doc).encode(), account(brand_id="b1", agent_id="A"))
+    assert (envelopes, len(skipped)) == ([], 1)
+    assert "not this account's agent 'brands/b1/agents/A'" in skipped[0]
+
+
+def test_a_delivery_without_an_agent_is_skipped() -> None:
+    envelopes, skipped = parse(json.dumps({"conversationId": "c1", "message": {"messageId": "m1", "text": "hi"}}).encode())
+    assert envelopes == []
+    assert skipped == [f"delivery for agent None, not this account's agent {AGENT!r}"]
+
+
+@pytest.mark.parametrize("missing", [{"brand_id": None}, {"agent_id": None}, {"brand_id": "", "agent_id": ""}])
+def test_an_account_without_brand_and_agent_records_nothing(missing: dict[str, Any]) -> None:
+    body = build_message("c1", "hi", message_id="m1")  # BRAND_ID/AGENT_ID: what `send gbm` writes without ids
+    envelopes, skipped = parse(body, account(**missing))
+    assert envelopes == []
+    assert skipped == ["account 'gbm-agent' has no brand_id and agent_id, so no delivery can be its own"]
+
+
+def test_a_long_foreign_agent_is_shortened_in_the_reason() -> None:
+    doc = json.loads(build_message("c1", "hi", message_id="m1"))
+    doc["agent"] = "brands/x/agents/" + "y" * 5000
+    (reason,) = parse(json.dumps(doc).encode())[1]
+    assert len(reason) < 300 and reason.count("y") <= 120
+
+
+def test_the_agent_is_checked_after_the_body_is_known_to_be_gbms() -> None:
+    # A body that is not GBM's is still a 400, whatever its agent: the platform sent something else.
+    with pytest.raises(BadRequest):
+        parse(json.dumps({"agent": "brands/b9/agents/z"}).encode())
+
+
+# --- receipts are never messages ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("receipts", "reason"),
+    [
+        ([{"message": "m1", "receiptType": "READ"}], "read receipt"),
+        ([{"message": "m1", "receiptType": "DELIVERED"}], "delivery receipt"),
+        ([{"receiptType": "DELIVERED"}, {"receiptType": "READ"}, {"receiptType": "READ"}], "delivery receipt, read receipt"),
+        ([{"receiptType": "RECEIPT_TYPE_UNSPECIFIED"}], "receipt"),
+        ([], "receipts"),
+        ("junk", "receipts"),
+    ],
+    ids=["read", "delivered", "both", "unspecified", "empty", "not-a-list"],
+)
+def test_receipts_make_no_envelope(receipts: Any, reason: str) -> None:
+    envelopes, skipped = parse(
+        body_of(conversationId="c1", receipts={"receipts": receipts, "createTime": "2022-10-11T23:03:03Z"})
+    )
+    assert envelopes == []
+    assert skipped == [f"{reason} in conversation 'c1' makes no envelope"]

@@ -39,6 +39,12 @@ PAGE = "104123456789012"  # the page of the recorded Facebook payloads
 FB_SECRETS = {"app_secret": "fb-APP-secret-0a1b", "verify_token": "fb-VERIFY-token-2c3d", "page_access_token": "fb-PAGE-4e5f"}
 GBM_SECRETS = {"client_token": "GBMCLIENTTOKEN42", "partner_key": "gbm-PARTNER-key-6a7b"}
 SECRET_VALUES = [*FB_SECRETS.values(), *GBM_SECRETS.values()]
+BRAND = "85851e0e-8406-4812-8d15-53feecfa3b84"  # the brand and agent of the realistic recorded GBM payloads
+GBM_AGENTS = {
+    "gbm": "bc69bbee-878a-4cda-a400-bec9311040e7",
+    "gbm-partner": "5e1f0b7a-partner-agent",
+    "gbm-partner-b": "9c2d4e6f-another-agent",  # same partner key as gbm-partner: Google signs for both with it
+}
 
 
 class LambdaContext:
@@ -101,9 +107,11 @@ def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
             ({"id": "fb-sha1", "channel": "facebook", "page_id": PAGE, "allow_sha1": True}, FB_SECRETS),
             ({"id": "gbm", "channel": "gbm", "signing_key": "client_token"}, GBM_SECRETS),
             ({"id": "gbm-partner", "channel": "gbm", "signing_key": "partner_key"}, GBM_SECRETS),
+            ({"id": "gbm-partner-b", "channel": "gbm", "signing_key": "partner_key"}, GBM_SECRETS),
         ]
         for doc, secrets in accounts:
-            settings.put("account", doc["id"], {**doc, "workstream": "social", "enabled": True})
+            agent = {"brand_id": BRAND, "agent_id": GBM_AGENTS[doc["id"]]} if doc["channel"] == "gbm" else {}
+            settings.put("account", doc["id"], {**doc, **agent, "workstream": "social", "enabled": True})
             name = f"{env['SECRETS_PREFIX']}/account/{doc['channel']}/{doc['id']}"
             sm.create_secret(Name=name, SecretString=json.dumps(secrets))
         yield env
@@ -159,6 +167,11 @@ def gbm_post(account_id: str, body: bytes, key: str | None = "client_token", *, 
     return api_event("gbm", account_id, body=body, headers=headers, b64=b64)
 
 
+def gbm_message(account_id: str, conversation: str, text: str, message_id: str | None = None) -> bytes:
+    """A user message for ``account_id``'s agent, as Google sends it."""
+    return build_message(conversation, text, brand_id=BRAND, agent_id=GBM_AGENTS[account_id], message_id=message_id)
+
+
 def answer_of(response: dict[str, Any]) -> tuple[int, str, str]:
     return response["statusCode"], response["headers"]["Content-Type"], response["body"]
 
@@ -192,8 +205,15 @@ def test_facebook_batch_is_enqueued_whole_then_event_received(facebook: Function
     answer = facebook.invoke(fb_post("fb", body, b64=b64))
     assert answer_of(answer) == (200, "text/plain", "EVENT_RECEIVED")
     enqueued = facebook.enqueued()
-    assert [e.id for _, e in enqueued] == [f"facebook:fb:m_batch_{i}_{j}" for i in range(2) for j in range(3)]
-    assert {group for group, _ in enqueued} == {"facebook:fb:6789012345678901", "facebook:fb:7890123456789012"}
+    # SQS keeps order within a message group (one customer); the two customers' groups may interleave.
+    assert sorted(e.id for _, e in enqueued) == [f"facebook:fb:m_batch_{i}_{j}" for i in range(2) for j in range(3)]
+    by_group: dict[str, list[str]] = {}
+    for group, envelope in enqueued:
+        by_group.setdefault(group, []).append(envelope.id)
+    assert by_group == {
+        "facebook:fb:6789012345678901": [f"facebook:fb:m_batch_{e}_{i}" for e in range(2) for i in (0, 2)],
+        "facebook:fb:7890123456789012": [f"facebook:fb:m_batch_{e}_1" for e in range(2)],
+    }
     assert {e.correlation_id for _, e in enqueued} == {"apigw-req-7"}
 
 
@@ -265,9 +285,35 @@ def test_gbm_verifies_with_the_key_the_account_names(gbm: Function) -> None:
         ("gbm-partner", "client_token", 401),
     ]
     for account_id, key, status in cases:
-        body = build_message("conv-1", "hello", message_id=f"msg-{account_id}-{key}")
+        body = gbm_message(account_id, "conv-1", "hello", message_id=f"msg-{account_id}-{key}")
         assert gbm.invoke(gbm_post(account_id, body, key, b64=True))["statusCode"] == status, (account_id, key)
     assert [e.id for _, e in gbm.enqueued()] == ["gbm:gbm:msg-gbm-client_token", "gbm:gbm-partner:msg-gbm-partner-partner_key"]
+
+
+def test_gbm_a_delivery_for_another_agent_is_acknowledged_and_enqueues_nothing(
+    gbm: Function, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One partner key signs for every agent: a delivery signed for gbm-partner is not gbm-partner-b's."""
+    monkeypatch.setattr(logger.registered_handler, "stream", sys.stdout)
+    capsys.readouterr()
+    body = gbm_message("gbm-partner", "conv-9", "for the partner account only", message_id="msg-replayed")
+    assert answer_of(gbm.invoke(gbm_post("gbm-partner-b", body, "partner_key"))) == (200, "application/json", "{}")
+    assert gbm.enqueued() == []
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    (skipped,) = [r for r in records if r["message"] == "webhook item skipped"]
+    assert skipped["account_id"] == "gbm-partner-b"
+    assert f"brands/{BRAND}/agents/{GBM_AGENTS['gbm-partner']}" in skipped["reason"]
+    # The account the delivery names records it.
+    assert gbm.invoke(gbm_post("gbm-partner", body, "partner_key"))["statusCode"] == 200
+    assert [e.id for _, e in gbm.enqueued()] == ["gbm:gbm-partner:msg-replayed"]
+
+
+def test_gbm_receipts_are_acknowledged_and_enqueue_nothing(gbm: Function) -> None:
+    for name in ("gbm_read-receipt.json", "gbm_user-receipt.json"):
+        doc = json.loads((TESTDATA / "gbm" / name).read_bytes())
+        doc["agent"] = f"brands/{BRAND}/agents/{GBM_AGENTS['gbm']}"
+        assert answer_of(gbm.invoke(gbm_post("gbm", json.dumps(doc).encode()))) == (200, "application/json", "{}")
+    assert gbm.enqueued() == []
 
 
 def test_gbm_typing_is_acknowledged_and_enqueues_nothing(gbm: Function) -> None:
@@ -308,7 +354,7 @@ def test_no_token_or_secret_in_any_log_line(
     statuses += [
         gbm.invoke(gbm_post("gbm", handshake, key=None))["statusCode"],
         gbm.invoke(gbm_post("gbm", wrong, key=None))["statusCode"],
-        gbm.invoke(gbm_post("gbm-partner", build_message("c", "hi"), "partner_key"))["statusCode"],
+        gbm.invoke(gbm_post("gbm-partner", gbm_message("gbm-partner", "c", "hi"), "partner_key"))["statusCode"],
     ]
     assert statuses == [200, 403, 200, 401, 200, 200, 401, 200]
 

@@ -19,6 +19,10 @@ from switchboard.settings import Account
 TESTDATA = Path(__file__).resolve().parents[3] / "src" / "switchboard" / "channels" / "testdata" / "line"
 ALL_EVENTS = TESTDATA / "line_webhook_all_events_v3.json"
 WITH_THINGS = TESTDATA / "line_webhook_all_events_with_things_pre2025-08.json"
+# LINE's documented examples of a module channel's events (attached, detached, activated, deactivated,
+# botSuspended, botResumed; one id made unique, as the docs reuse it), a notification message's
+# delivery completion (as the SDKs' tests send it) and the protocols page's text message, in one body.
+MODULE_EVENTS = TESTDATA / "line_webhook_module_channel_events.json"
 U = "U206d25c2ea6bd87c17655609a1c37cb8"
 GROUP = "Ca56f94637cc4347f90a25382909b24b9"
 ROOM = "Ra8dbf4673c4c812cd491258042226c99"
@@ -192,6 +196,80 @@ def test_things_and_unknown_types_are_events_and_do_not_break_the_batch() -> Non
     assert envelopes[-1].kind == "text"
     assert envelopes[-1].text == "after the unknown ones"
     assert envelopes[-1].customer.id == "Ulast"
+
+
+def test_account_events_and_receipts_make_no_envelope() -> None:
+    body = json.loads(MODULE_EVENTS.read_text(encoding="utf-8"))
+    result = adapter.parse(request(json.dumps(body).encode()), ACCOUNT, received_at=RECEIVED_AT, correlation_id="c")
+    # Only the customer's message is recorded; nothing is stored under a made-up customer.
+    assert [(e.id, e.kind, e.text, e.customer.id) for e in result.envelopes] == [
+        ("line:line-tokyo:01HC7D3ADBCXZMD5GZMVTYCPAJ", "text", "sad", "U4df6a2535fcae2dc9277c39aec86ca66")
+    ]
+    assert result.skipped == [
+        "events[0]: account event module",
+        "events[1]: account event module",
+        "events[2]: account event activated",
+        "events[3]: account event deactivated",
+        "events[4]: account event botSuspended",
+        "events[5]: account event botResumed",
+        "events[6]: delivery receipt",
+    ]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        None,
+        {},
+        "U206d25c2ea6bd87c17655609a1c37cb8",
+        {"type": "user"},
+        {"type": "user", "userId": ""},
+        {"type": "user", "userId": None},
+        {"type": "group"},
+        {"type": "room", "roomId": ""},
+        {"type": "hologram", "hologramId": "H1"},
+    ],
+    ids=[
+        "missing",
+        "empty",
+        "not-an-object",
+        "user-without-id",
+        "empty-user",
+        "null-user",
+        "group-without-id",
+        "empty-room",
+        "unknown-type",
+    ],
+)
+def test_an_event_whose_source_names_no_customer_makes_no_envelope(source: Any) -> None:
+    event: dict[str, Any] = {"type": "follow", "webhookEventId": "01NOSOURCE", "timestamp": 5, "mode": "active"}
+    if source is not None:
+        event["source"] = source
+    kept = {"type": "follow", "webhookEventId": "01KEPT", "timestamp": 6, "source": {"type": "user", "userId": U}}
+    body = {"destination": "U123", "events": [event, kept]}
+    result = adapter.parse(request(json.dumps(body).encode()), ACCOUNT, received_at=RECEIVED_AT, correlation_id="c")
+    assert [e.id for e in result.envelopes] == ["line:line-tokyo:01KEPT"]
+    assert result.skipped == ["events[0]: account event follow (its source names no user, group or room)"]
+    assert "unknown" not in {e.customer.id for e in result.envelopes}
+
+
+def test_account_events_are_skipped_by_type_even_with_a_user_source() -> None:
+    # Chat-control switches name the chat's user but are our own API calls taking effect, not the customer.
+    events = [
+        {"type": kind, "webhookEventId": f"01{kind}", "timestamp": 5, "source": {"type": "user", "userId": U}}
+        for kind in ("activated", "deactivated", "module", "botSuspended", "botResumed", "delivery")
+    ]
+    body = {"destination": "U123", "events": events}
+    result = adapter.parse(request(json.dumps(body).encode()), ACCOUNT, received_at=RECEIVED_AT, correlation_id="c")
+    assert result.envelopes == []
+    assert [r.split(": ", 1)[1] for r in result.skipped] == [
+        "account event activated",
+        "account event deactivated",
+        "account event module",
+        "account event botSuspended",
+        "account event botResumed",
+        "delivery receipt",
+    ]
 
 
 def test_unknown_message_type_is_unsupported() -> None:
