@@ -6,6 +6,11 @@ must be this stack's ``/auth/{id}/callback`` and be registered at the provider) 
 a ``state`` signed with the stack's state key. The provider sends the customer back to the
 callback with a code and the same state; token_validate checks the state, exchanges the code and
 signs the customer in to exactly this conversation (interface section 2, callback).
+
+A link is a bearer credential for one conversation's identity until it is used (the callback
+accepts each link once) or expires, so it lives for the setting's ``link_minutes`` (default 15):
+long enough to open it from a chat, short enough that a forwarded or leaked link is soon dead.
+``--valid-for`` may shorten one link, never lengthen it past the setting's policy.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from infra.admin import state_key
 from infra.admin.resources import Resources
 from switchboard.chat_auth import sign_state
 
-DEFAULT_VALID_FOR = 24 * 3600  # long enough for a customer to get to it; the conversation must still be open then
+DEFAULT_LINK_MINUTES = 15  # interface section 2: the oauth2 setting's link_minutes, when it sets none
 
 
 @dataclass(frozen=True)
@@ -34,10 +39,10 @@ def link(
     conversation_id: str,
     auth_setting_id: str,
     *,
-    valid_for: int = DEFAULT_VALID_FOR,
+    valid_for: int | None = None,
     now: float | None = None,
 ) -> Outcome:
-    if valid_for <= 0:
+    if valid_for is not None and valid_for <= 0:
         return Outcome(2, error="--valid-for must be a positive number of seconds")
     resources.activate()
     from switchboard.aws.conversation_store import DynamoConversations
@@ -54,6 +59,15 @@ def link(
             2,
             error=f"auth setting {auth_setting_id!r} has no authorize_url: add the identity provider's authorization "
             "endpoint to it and apply again",
+        )
+    link_seconds = _link_seconds(setting.option("link_minutes", DEFAULT_LINK_MINUTES))
+    if link_seconds is None:
+        return Outcome(2, error=f"auth setting {auth_setting_id!r}: link_minutes must be a positive whole number of minutes")
+    if valid_for is not None and valid_for > link_seconds:
+        return Outcome(
+            2,
+            error=f"--valid-for {valid_for} is longer than the link_minutes of {auth_setting_id!r} "
+            f"({link_seconds // 60} minutes); raise link_minutes in the configuration to allow it",
         )
 
     t = time.time() if now is None else now
@@ -74,7 +88,7 @@ def link(
     if key is None:  # pragma: no cover - ensure() just created it
         return Outcome(1, error=f"secret {state_key.name(resources.secrets_prefix)} could not be created")
 
-    state = sign_state(conversation.conversation_id, setting.id, int(t) + valid_for, key)
+    state = sign_state(conversation.conversation_id, setting.id, int(t) + (valid_for or link_seconds), key)
     params = {"response_type": "code", "client_id": str(setting.option("client_id"))}
     redirect = setting.option("redirect_url")
     if redirect:
@@ -94,3 +108,10 @@ def link(
             "back to Switchboard's callback"
         )
     return Outcome(0, url=url, warnings=tuple(warnings))
+
+
+def _link_seconds(raw: object) -> int | None:
+    """``link_minutes`` in seconds; None for anything but a positive whole number (apply refuses those too)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit() or int(raw) <= 0:
+        return None
+    return int(raw) * 60

@@ -10,28 +10,37 @@ under that id, crm_writer writes it).
 ``GET /auth/{auth_setting_id}/callback?code&state``: the end of an authentication link
 (``switchboard auth-link``). ``state`` is an HMAC over the conversation id (see
 :mod:`switchboard.chat_auth.state`), so it cannot be forged or moved to another conversation; the
-conversation must still be open. A sign-in envelope for that conversation then travels the
-customer's own FIFO group, route takes the new identity in and re-routes on it.
+conversation must still be open. A link signs in once: its use is recorded (a conditional put, see
+:class:`switchboard.ports.UsedLinks`) after the state and the conversation are checked and before
+the code is spent, so a replayed link, or a link raced from two tabs, cannot re-bind the
+conversation to whoever signs in last. If the exchange then fails the link stays spent (the page
+says to ask for a new one): re-opening it is the one thing a replay would need. A sign-in envelope
+for that conversation then travels the customer's own FIFO group, route takes the new identity in
+and re-routes on it. The page names the conversation (channel, start, id), so a customer lured to
+someone else's link can see it is not theirs.
 
 A sign-in is stored as a message of kind ``event`` (``data.event == "signed_in"``), like LINE's
 follow events: it is something the customer did, the conversation's history should show when the
 identity changed, and the crm stage writes it like any other event. No token, code or secret ever
 goes into an envelope, a log line or a response.
 
-Order, as at the other edges: size, widget or setting (404), body (400), credentials (401), and
-only then one publish; any refusal enqueues nothing.
+Order, as at the other edges: size, widget or setting (404: an id outside the configuration's id
+pattern is refused before any look-up), body (400), credentials (401), and only then one publish;
+any refusal enqueues nothing. Bodies and tokens are parsed by :mod:`switchboard.safe_json`, so no
+nesting can turn a refusal into a crash, and ids from the path reach logs and errors cut to
+:data:`MAX_SHOWN_ID_CHARS`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
-import json
 import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from switchboard.channels.base import BadRequest, NotFound, PayloadTooLarge, WebhookError, WebhookRequest, WebhookResponse
@@ -43,21 +52,28 @@ from switchboard.chat_auth import (
     bearer_token,
     exchange_code,
     validate_jwt,
-    verify_state,
 )
 from switchboard.chat_auth.errors import CODE_EXCHANGE_FAILED, INVALID_TOKEN, MISSING_TOKEN
+from switchboard.chat_auth.oauth import MAX_CODE_CHARS
+from switchboard.chat_auth.state import check as check_state
 from switchboard.conversations import Conversation, new_conversation_id
 from switchboard.envelope import Customer, Envelope, Identity
 from switchboard.observability import logger, metrics
-from switchboard.ports import ConversationReader, Publisher, SecretReader, SettingsReader, StoreUnavailable
+from switchboard.ports import ConversationReader, Publisher, SecretReader, SettingsReader, StoreUnavailable, UsedLinks
+from switchboard.safe_json import JsonError
+from switchboard.safe_json import loads as safe_loads
 from switchboard.secret_names import secret_name
-from switchboard.settings import AuthSetting, Widget
+from switchboard.settings import AuthSetting, Widget, is_valid_id
 
 MAX_CHAT_BODY_BYTES: Final = 64 * 1024  # a first message and a pre-chat survey, not an upload
 MAX_TEXT_CHARS: Final = 10_000
 MAX_CUSTOMER_FIELD_CHARS: Final = 320  # the longest e-mail address RFC 5321 allows
+MAX_SHOWN_ID_CHARS: Final = 64  # a path id in a log line or an error: the longest valid id, never a 10 KB one
 # Registered token claims say how the provider issued the answer, not who the customer is.
 _NOT_CONTEXT: Final = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
+_LINK_USED: Final = "This sign-in link was already used; ask for a new one."
+_LINK_SPENT: Final = "This sign-in link cannot be used again; ask for a new one."
+_CHANNEL_NAMES: Final = {"line": "LINE", "facebook": "Messenger", "gbm": "Google Business Messages", "chat": "web chat"}
 
 
 @dataclass
@@ -66,6 +82,7 @@ class ChatDeps:
     secrets: SecretReader
     publisher: Publisher  # the inbound FIFO queue, grouped by conversation key like every edge
     conversations: ConversationReader  # read only: route alone writes conversations
+    links: UsedLinks  # the sign-in links already used (the one write this function makes)
     keys: KeyStore  # one per container, so warm invocations reuse fetched keys
     secrets_prefix: str
     allow_http: bool = False  # the local stack's key servers and IdPs listen on http://127.0.0.1
@@ -74,6 +91,10 @@ class ChatDeps:
 
 class ConfigurationFault(Exception):
     """The stack or the setting is incomplete (a missing secret, a half-written setting): not the caller's fault."""
+
+
+class _SpentLinkUnavailable(StoreUnavailable):
+    """The queue refused after the link's use was recorded: a retry of the same link would be refused."""
 
 
 # -- the entry point ---------------------------------------------------------------------------------
@@ -101,21 +122,22 @@ class _ChatBody:
 
 def start(request: WebhookRequest, deps: ChatDeps, correlation_id: str = "") -> WebhookResponse:
     widget_id = request.path_params.get("widget_id", "")
+    shown = _shown(widget_id)
     try:
         return _start(request, deps, widget_id, correlation_id or uuid.uuid4().hex)
     except ChatAuthError as refused:
-        _log_refusal("chat start refused", refused, widget_id=widget_id)
+        _log_refusal("chat start refused", refused, widget_id=shown)
         return WebhookResponse.json(refused.http_status, refused.to_body())
     except WebhookError as refused:
-        logger.warning("chat start refused", extra={"widget_id": widget_id, "status": refused.status, "error": refused.code})
+        logger.warning("chat start refused", extra={"widget_id": shown, "status": refused.status, "error": refused.code})
         metrics.add_metric(name="ChatRefused", unit="Count", value=1)
         return refused.response()
     except (AuthSettingError, ConfigurationFault) as exc:
-        logger.error("chat start misconfigured", extra={"widget_id": widget_id, "reason": str(exc)})
+        logger.error("chat start misconfigured", extra={"widget_id": shown, "reason": str(exc)})
         metrics.add_metric(name="ChatFailed", unit="Count", value=1)
         return WebhookResponse.json(500, {"error": "configuration_error", "message": "this chat is not fully configured"})
     except StoreUnavailable as exc:
-        logger.error("chat start not enqueued", extra={"widget_id": widget_id, "reason": str(exc)})
+        logger.error("chat start not enqueued", extra={"widget_id": shown, "reason": str(exc)})
         metrics.add_metric(name="ChatFailed", unit="Count", value=1)
         return WebhookResponse.json(503, {"error": "unavailable", "message": "not accepted, please try again"})
 
@@ -123,9 +145,10 @@ def start(request: WebhookRequest, deps: ChatDeps, correlation_id: str = "") -> 
 def _start(request: WebhookRequest, deps: ChatDeps, widget_id: str, correlation_id: str) -> WebhookResponse:
     if len(request.body) > MAX_CHAT_BODY_BYTES:
         raise PayloadTooLarge(f"body is over {MAX_CHAT_BODY_BYTES} bytes")
-    widget = deps.settings.widget(widget_id) if widget_id else None
+    # An id no configuration can hold is unknown without asking: no look-up, no cache entry, no key error.
+    widget = deps.settings.widget(widget_id) if is_valid_id(widget_id) else None
     if widget is None or not widget.enabled:
-        raise NotFound(f"no chat widget {widget_id!r}")
+        raise NotFound(f"no chat widget {_shown(widget_id)!r}")
     setting = _auth_setting(widget, deps)
     body = _parse_chat_body(request.body)
     now = deps.clock()
@@ -210,8 +233,10 @@ def _authenticate(
     return identity, _claim_text(claims, "name"), _claim_text(claims, "email")
 
 
-def _oauth_identity(code: str, setting: AuthSetting, deps: ChatDeps, now: float) -> tuple[Identity, Mapping[str, Any]]:
-    client_secret = _client_secret(setting, deps)
+def _oauth_identity(
+    code: str, setting: AuthSetting, deps: ChatDeps, now: float, *, client_secret: str | None = None
+) -> tuple[Identity, Mapping[str, Any]]:
+    client_secret = client_secret if client_secret is not None else _client_secret(setting, deps)
     signed_in = exchange_code(code, setting, client_secret, now=now, allow_http=deps.allow_http)
     context = {k: v for k, v in signed_in.claims.items() if k not in _NOT_CONTEXT}
     identity = Identity(authenticated=True, contact_id=signed_in.user_id, context=context, expires_at=signed_in.expires_at)
@@ -243,9 +268,9 @@ def _parse_chat_body(raw: bytes) -> _ChatBody:
     if not raw.strip():
         return _ChatBody()
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest("the body is not JSON") from None
+        doc = safe_loads(raw)
+    except JsonError as exc:  # malformed, or nested past what a chat start could ever need
+        raise BadRequest(f"the body is not usable JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise BadRequest("the body must be a JSON object")
     code = _optional_text(doc, "code", 4096)
@@ -276,55 +301,67 @@ def _optional_text(doc: Mapping[str, Any], key: str, limit: int, *, where: str =
 
 def callback(request: WebhookRequest, deps: ChatDeps, correlation_id: str = "") -> WebhookResponse:
     setting_id = request.path_params.get("auth_setting_id", "")
+    shown = _shown(setting_id)
     as_json = _wants_json(request)
     try:
-        conversation_id = _callback(request, deps, setting_id, correlation_id or uuid.uuid4().hex)
+        conversation = _callback(request, deps, setting_id, correlation_id or uuid.uuid4().hex)
     except ChatAuthError as refused:
-        _log_refusal("sign-in refused", refused, auth_setting_id=setting_id)
+        _log_refusal("sign-in refused", refused, auth_setting_id=shown)
         return _page(refused.http_status, "Sign-in failed", _callback_advice(refused), refused.code, as_json)
     except WebhookError as refused:
-        logger.warning("sign-in refused", extra={"auth_setting_id": setting_id, "status": refused.status, "error": refused.code})
+        logger.warning("sign-in refused", extra={"auth_setting_id": shown, "status": refused.status, "error": refused.code})
         metrics.add_metric(name="SignInRefused", unit="Count", value=1)
         return _page(refused.status, "Sign-in failed", refused.message, refused.code, as_json)
     except (AuthSettingError, ConfigurationFault) as exc:
-        logger.error("sign-in misconfigured", extra={"auth_setting_id": setting_id, "reason": str(exc)})
+        logger.error("sign-in misconfigured", extra={"auth_setting_id": shown, "reason": str(exc)})
         metrics.add_metric(name="SignInFailed", unit="Count", value=1)
         return _page(500, "Sign-in is not available", "Sign-in is not fully set up here yet.", "configuration_error", as_json)
     except StoreUnavailable as exc:
-        logger.error("sign-in not enqueued", extra={"auth_setting_id": setting_id, "reason": str(exc)})
+        logger.error("sign-in not enqueued", extra={"auth_setting_id": shown, "reason": str(exc)})
         metrics.add_metric(name="SignInFailed", unit="Count", value=1)
-        return _page(503, "Sign-in is not available", "Please try again in a moment.", "unavailable", as_json)
-    return _page(
-        200, "You are signed in", "You can close this page and go back to your conversation.", None, as_json, conversation_id
-    )
+        advice = f"Sign-in could not be completed. {_LINK_SPENT}" if isinstance(exc, _SpentLinkUnavailable) else None
+        return _page(503, "Sign-in is not available", advice or "Please try again in a moment.", "unavailable", as_json)
+    return _page(200, "You are signed in", _signed_in_text(conversation), None, as_json, conversation)
 
 
-def _callback(request: WebhookRequest, deps: ChatDeps, setting_id: str, correlation_id: str) -> str:
-    setting = deps.settings.auth_setting(setting_id) if setting_id else None
+def _callback(request: WebhookRequest, deps: ChatDeps, setting_id: str, correlation_id: str) -> Conversation:
+    setting = deps.settings.auth_setting(setting_id) if is_valid_id(setting_id) else None
     if setting is None or setting.type != "oauth2":
-        raise NotFound(f"no OAuth 2.0 auth setting {setting_id!r}")
+        raise NotFound(f"no OAuth 2.0 auth setting {_shown(setting_id)!r}")
     code, state, provider_error = request.query.get("code"), request.query.get("state"), request.query.get("error")
     if provider_error and not code:  # RFC 6749 4.1.2.1: the customer declined, or the provider refused
         shown = provider_error if provider_error.isascii() and provider_error.replace("_", "").isalnum() else "error"
         raise ChatAuthError(CODE_EXCHANGE_FAILED, f"The identity provider did not sign you in ({shown[:40]}).")
-    if not code or not state:
+    if not code or not code.strip() or not state:
         raise BadRequest("the sign-in link needs both code and state")
 
     now = deps.clock()
-    conversation_id = verify_state(state, setting.id, _state_key(deps), now=now)
-    conversation = deps.conversations.get(conversation_id)
+    link = check_state(state, setting.id, _state_key(deps), now=now)
+    conversation = deps.conversations.get(link.conversation_id)
     if conversation is None or conversation.status(int(now * 1000)) != "open":
         # Checked before the code is spent: a dead conversation must not cost the customer a sign-in.
         raise ChatAuthError(INVALID_TOKEN, "The conversation this sign-in link belongs to has ended; ask for a new link.")
+    if len(code) > MAX_CODE_CHARS:  # what the exchange would refuse unsent: refused before the link is spent
+        raise ChatAuthError(CODE_EXCHANGE_FAILED, "The authorization code is implausibly long.")
+    client_secret = _client_secret(setting, deps)  # a configuration fault must not cost the customer the link
 
-    identity, _ = _oauth_identity(code, setting, deps, now)
-    deps.publisher.publish([_sign_in_envelope(conversation, setting, identity, code, now, correlation_id)])
+    # The point of no return: from here the link is spent, whatever happens to the exchange.
+    if not deps.links.mark_used(link.link_id, expires_at=link.expires_at):
+        raise ChatAuthError(INVALID_TOKEN, _LINK_USED)
+    try:
+        identity, _ = _oauth_identity(code, setting, deps, now, client_secret=client_secret)
+    except ChatAuthError as refused:
+        raise ChatAuthError(refused.code, f"{refused.message} {_LINK_SPENT}") from None
+    try:
+        deps.publisher.publish([_sign_in_envelope(conversation, setting, identity, code, now, correlation_id)])
+    except StoreUnavailable as exc:
+        raise _SpentLinkUnavailable(str(exc)) from exc
     metrics.add_metric(name="SignedIn", unit="Count", value=1)
     logger.info(
         "customer signed in",
-        extra={"auth_setting_id": setting.id, "conversation_id": conversation_id, "channel": conversation.channel},
+        extra={"auth_setting_id": setting.id, "conversation_id": conversation.conversation_id, "channel": conversation.channel},
     )
-    return conversation_id
+    return conversation
 
 
 def _sign_in_envelope(
@@ -367,7 +404,25 @@ def _callback_advice(refused: ChatAuthError) -> str:
     return refused.message
 
 
+def _signed_in_text(conversation: Conversation) -> str:
+    """Which conversation the customer just signed in to: a link someone else sent names theirs, not yours."""
+    channel = _CHANNEL_NAMES.get(conversation.channel, conversation.channel)
+    return (
+        f"You are signed in to your {channel} conversation that started {_started(conversation)} "
+        f"(reference {conversation.conversation_id}). You can close this page and go back to it."
+    )
+
+
+def _started(conversation: Conversation) -> str:
+    return datetime.fromtimestamp(conversation.created_at / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 # -- shared ------------------------------------------------------------------------------------------------
+
+
+def _shown(value: str) -> str:
+    """A path id as logs and errors may show it: whole when it could be valid, else cut short."""
+    return value if len(value) <= MAX_SHOWN_ID_CHARS else value[:MAX_SHOWN_ID_CHARS] + "..."
 
 
 def _log_refusal(what: str, refused: ChatAuthError, **where: str) -> None:
@@ -394,12 +449,21 @@ _PAGE: Final = (
 
 
 def _page(
-    status: int, title: str, message: str, error: str | None, as_json: bool, conversation_id: str | None = None
+    status: int, title: str, message: str, error: str | None, as_json: bool, conversation: Conversation | None = None
 ) -> WebhookResponse:
+    """The answer to a browser (every text escaped) or to a script that asked for JSON."""
     if as_json:
-        if error is None:
-            return WebhookResponse.json(status, {"signed_in": True, "conversation_id": conversation_id})
-        return WebhookResponse.json(status, {"error": error, "message": message})
+        if error is None and conversation is not None:
+            return WebhookResponse.json(
+                status,
+                {
+                    "signed_in": True,
+                    "conversation_id": conversation.conversation_id,
+                    "channel": conversation.channel,
+                    "started_at": conversation.created_at // 1000,
+                },
+            )
+        return WebhookResponse.json(status, {"error": error or "error", "message": message})
     detail = f'\n<p><small>Error code: <code id="error">{html.escape(error)}</code></small></p>' if error else ""
     body = _PAGE.format(title=html.escape(title), message=html.escape(message), detail=detail)
     return WebhookResponse(status, body, "text/html; charset=utf-8")

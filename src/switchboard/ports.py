@@ -29,15 +29,33 @@ class SettingsReader(Protocol):
     def crm(self) -> CrmSettings: ...
 
 
+class SecretMissing(KeyError):
+    """No usable secret is stored under the name (absent, deleted, or not a JSON object).
+
+    A set-up error another delivery cannot fix, unlike :class:`StoreUnavailable`: the edge refuses
+    the request as it would a wrong signature instead of asking the platform to deliver again. A
+    KeyError so that readers written before it (which catch KeyError) keep working. The message
+    names the secret, never a value.
+    """
+
+
 class SecretReader(Protocol):
     def get(self, name: str) -> Mapping[str, Any]:
-        """The JSON object stored under ``name``; raises KeyError when there is none."""
+        """The JSON object stored under ``name``.
+
+        Raises :class:`SecretMissing` when there is none, :class:`StoreUnavailable` when the store
+        could not answer (throttled, unreachable, access refused): that one is worth retrying.
+        """
         ...
 
 
 class Publisher(Protocol):
     def publish(self, envelopes: Sequence[Envelope]) -> None:
-        """Enqueue all of them durably, or raise StoreUnavailable (some may have been sent: dedupe ids cover that)."""
+        """Enqueue all of them durably, or raise StoreUnavailable (some may have been sent: dedupe ids cover that).
+
+        Envelopes of one message group reach the queue in the order given; different groups may be
+        sent concurrently, so their relative order is not kept.
+        """
         ...
 
 
@@ -45,6 +63,18 @@ class ConversationReader(Protocol):
     """Read-only access for the edge (token_validate checks a sign-in link's conversation is open)."""
 
     def get(self, conversation_id: str) -> Conversation | None: ...
+
+
+class UsedLinks(Protocol):
+    """Which sign-in links have been used: a ``state`` signs a conversation in once (interface section 2)."""
+
+    def mark_used(self, link_id: str, *, expires_at: int) -> bool:
+        """Record the first use of a link, durably, before its code is spent; False when it was already used.
+
+        ``expires_at`` (unix seconds) is the link's own expiry: after it the record may vanish, because
+        the link no longer verifies anyway. Raises StoreUnavailable when the store refuses.
+        """
+        ...
 
 
 class ConversationStore(Protocol):

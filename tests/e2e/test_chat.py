@@ -33,6 +33,7 @@ WEB_OPEN = "e2e-web-open"  # jwt, anonymous visitors welcome
 WEB_PEM = "e2e-web-pem"  # jwt, the key endpoint answers one PEM
 WEB_ROTATING = "e2e-web-rotating"  # jwt, its own key endpoint, rotated by a test
 WEB_REFUSALS = "e2e-web-refusals"  # jwt, used only by the refusal test
+WEB_HOSTILE = "e2e-web-hostile"  # jwt with anonymous visitors, used only by the hostile-shapes test
 WEB_OAUTH = "e2e-web-oauth"  # oauth2
 WEB_SHORT = "e2e-web-short"  # oauth2 whose sign-in lasts SHORT_EXPIRY seconds
 LINE = "e2e-line-signin"
@@ -131,6 +132,7 @@ def configuration(stack: Stack, idp: FakeIdp) -> dict[str, Any]:
             {"id": WEB_PEM, "auth_setting": "e2e-portal-pem", "workstream": "e2e-chat"},
             {"id": WEB_ROTATING, "auth_setting": "e2e-portal-rotating", "workstream": "e2e-chat"},
             {"id": WEB_REFUSALS, "auth_setting": "e2e-portal", "workstream": "e2e-chat"},
+            {"id": WEB_HOSTILE, "auth_setting": "e2e-portal", "allow_anonymous": True, "workstream": "e2e-chat"},
             {"id": WEB_OAUTH, "auth_setting": "e2e-oidc", "workstream": "e2e-chat"},
             {"id": WEB_SHORT, "auth_setting": "e2e-oidc-short", "workstream": "e2e-chat"},
         ],
@@ -164,7 +166,8 @@ def idp() -> Iterator[FakeIdp]:
 @pytest.fixture(scope="module")
 def chat(stack: Stack, idp: FakeIdp, tmp_path_factory: pytest.TempPathFactory) -> Chat:
     path: Path = tmp_path_factory.mktemp("chat-config") / "chat.yaml"
-    path.write_text(yaml.safe_dump(configuration(stack, idp), sort_keys=False))
+    document = json.loads(json.dumps(configuration(stack, idp)))  # no shared objects: YAML aliases are refused
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
     applied = stack.cli("apply", str(path))
     assert f"created   widget {WEB}" in applied.stdout, applied.stdout
     assert idp.client_secret not in applied.stdout + applied.stderr
@@ -316,6 +319,39 @@ def test_every_401_code_is_answered_and_nothing_is_enqueued(chat: Chat) -> None:
     assert [r for r in chat.stack.conversations() if r["account_id"] == "no-such-widget"] == []
 
 
+def test_hostile_shapes_get_json_errors_before_authentication(chat: Chat) -> None:
+    url = f"{chat.stack.url}/chat/{WEB_HOSTILE}/conversations"
+    deep = b"[" * 30_000 + b"]" * 30_000
+    body = requests.post(url, data=deep, headers={"Content-Type": "application/json"}, timeout=15)
+    assert (body.status_code, body.json()["error"]) == (400, "bad_request"), body.text
+
+    good = chat.token()
+    header = _b64(b'{"alg": "RS256", "kid": "k1", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    forged = f"{header}.{good.split('.', 1)[1]}"
+    nested_header = requests.post(url, data=b"{}", headers={"Authorization": f"Bearer {forged}"}, timeout=15)
+    assert (nested_header.status_code, nested_header.json()["error"]) == (401, "invalid_token"), nested_header.text
+
+    now = int(time.time())
+    deep_context = '{"a": ' + "[" * 3000 + "]" * 3000 + "}"
+    claims = {"sub": str(uuid.uuid4()), "iss": ISSUER, "iat": now - 5, "exp": now + 600, "lwicontexts": deep_context}
+    nested_context = chat.start(WEB_HOSTILE, token=chat.idp.token(claims, kid="k1"))
+    assert (nested_context.status_code, nested_context.json()["error"]) == (401, "invalid_token"), nested_context.text
+
+    for widget in ("w" * 65, "w" * 2000):
+        missing = chat.start(widget, token=good)
+        assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
+        assert "w" * 65 not in missing.text
+    long_setting = requests.get(f"{chat.stack.url}/auth/{'s' * 2000}/callback", params={"code": "c", "state": "s"}, timeout=10)
+    assert long_setting.status_code == 404 and "s" * 65 not in long_setting.text
+
+    # A valid start afterwards: by the time it is routed, a refused one would have been too.
+    sentinel = chat.start(WEB_HOSTILE, body={"text": "the only one"})
+    assert sentinel.status_code == 201, sentinel.text
+    chat.routed(sentinel.json()["conversation_id"])
+    rows = [r for r in chat.stack.conversations() if r["account_id"] == WEB_HOSTILE]
+    assert [r["conversation_id"] for r in rows] == [sentinel.json()["conversation_id"]]
+
+
 def test_key_rotation_new_kid_accepted_after_the_endpoint_changes(chat: Chat) -> None:
     idp = chat.idp
     idp.new_key("r1")
@@ -428,6 +464,16 @@ def test_callback_signs_in_a_line_conversation(chat: Chat) -> None:
     assert page.status_code == 200, page.text
     assert page.headers["Content-Type"].startswith("text/html")
     assert "You are signed in" in page.text
+    assert "LINE" in page.text and conversation_id in page.text  # which conversation the customer just joined
+    assert int(time.time()) + 15 * 60 - 60 <= int(query["state"].split(".")[2]) <= int(time.time()) + 15 * 60  # link_minutes
+
+    # The same link again, signed in as someone else: refused, and the first identity stays.
+    chat.idp.expect_sign_in({"sub": "intruder-" + uuid.uuid4().hex[:8]})
+    chat.idp.clear_requests()
+    replay = requests.get(link, timeout=15)
+    assert replay.status_code == 401, replay.text
+    assert "already used" in replay.text
+    assert chat.idp.requests("/token") == []
 
     after = chat.line_conversation(user, messages=2)
     assert after["conversation_id"] == conversation_id

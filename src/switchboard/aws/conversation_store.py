@@ -10,7 +10,9 @@ One table, keyed (pk, sk):
 - ``k#<channel:account:customer>`` / ``current``: which conversation a customer is in now;
 - ``p#<channel:account:customer>`` / ``profile``: the customer's name (with when it was looked up)
   and the CRM contact id per provider, reused by later conversations;
-- ``f#<stage>`` / ``<message id>``: the last error of a message on its way to a dead-letter queue.
+- ``f#<stage>`` / ``<message id>``: the last error of a message on its way to a dead-letter queue;
+- ``l#<link id>`` / ``used``: a sign-in link that has been used (written by token_validate, once,
+  conditionally), removed by the table's TTL (``ttl``) once the link has expired.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from switchboard.aws.clients import client
 from switchboard.conversations import Conversation, CrmState, Profile
 from switchboard.envelope import Envelope
+from switchboard.ports import StoreUnavailable
 
 FAILURE_TTL_SECONDS = 14 * 24 * 3600  # as long as the dead-letter queues keep messages
 
@@ -268,3 +271,33 @@ class DynamoFailureLog:
 
     def clear(self, stage: str, message_id: str) -> None:
         client("dynamodb").delete_item(TableName=self.table, Key={"pk": {"S": f"f#{stage}"}, "sk": {"S": message_id}})
+
+
+class DynamoUsedLinks:
+    """Sign-in links already used, in the conversations table (which already has a TTL attribute).
+
+    One conditional put per use: of two callbacks racing with the same link, exactly one writes the
+    item. The key is the link's digest (:attr:`switchboard.chat_auth.state.VerifiedState.link_id`),
+    never the state itself, which would be a usable link for anyone who can read the table.
+    """
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+
+    def mark_used(self, link_id: str, *, expires_at: int) -> bool:
+        try:
+            client("dynamodb").put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": f"l#{link_id}"},
+                    "sk": {"S": "used"},
+                    "used_at": {"N": str(int(time.time()))},
+                    "ttl": {"N": str(int(expires_at))},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except Exception as exc:
+            if _conditional_failed(exc):
+                return False
+            raise StoreUnavailable(f"conversations table unavailable: {type(exc).__name__}") from exc
+        return True

@@ -9,7 +9,7 @@ import os
 from typing import TYPE_CHECKING
 
 from switchboard.aws.clients import client, env
-from switchboard.aws.conversation_store import DynamoConversations, DynamoFailureLog, DynamoProfiles
+from switchboard.aws.conversation_store import DynamoConversations, DynamoFailureLog, DynamoProfiles, DynamoUsedLinks
 from switchboard.aws.publisher import SqsPublisher, by_conversation_id, by_conversation_key
 from switchboard.aws.secret_store import PowertoolsSecrets
 from switchboard.aws.settings_store import DynamoSettings
@@ -35,16 +35,19 @@ def edge_deps() -> EdgeDeps:
 
 
 def chat_deps() -> ChatDeps:
-    """token_validate: the edge's ports plus read access to conversations and one key cache per container."""
+    """token_validate: the edge's ports plus read access to conversations, the sign-in link ledger (in the
+    conversations table) and one key cache per container."""
     from switchboard.chat_auth import KeyStore
     from switchboard.chat_start import ChatDeps
+    from switchboard.outbound_http import local_stack
 
-    allow_http = os.environ.get("SWITCHBOARD_ALLOW_HTTP") == "1"  # only the local stack sets it: deployed, https only
+    allow_http = local_stack()  # SWITCHBOARD_ALLOW_HTTP: only the local stack sets it; deployed, https to public addresses only
     deps = ChatDeps(
         settings=DynamoSettings(env("SETTINGS_TABLE")),
         secrets=PowertoolsSecrets(),
         publisher=SqsPublisher(env("INBOUND_QUEUE_URL"), by_conversation_key),
         conversations=DynamoConversations(env("CONVERSATIONS_TABLE")),
+        links=DynamoUsedLinks(env("CONVERSATIONS_TABLE")),
         # An unknown kid refetches the key URL at most once a minute; the local stack shortens it for its tests.
         keys=KeyStore(allow_http=allow_http, refetch_interval=float(os.environ.get("SWITCHBOARD_KEY_REFETCH_SECONDS", "60"))),
         secrets_prefix=env("SECRETS_PREFIX"),
@@ -88,8 +91,10 @@ def route_fetching(reader: DynamoSettings) -> tuple[NameLookup, AttachmentKeeper
     from switchboard.aws.blob_store import S3BlobStore
     from switchboard.http_fetch import RequestsFetcher
     from switchboard.names import NameLookup
+    from switchboard.outbound_http import policy_from_env
 
-    secrets, fetcher, prefix = PowertoolsSecrets(), RequestsFetcher(), env("SECRETS_PREFIX")
+    # The same switch as chat_deps: http and loopback for the local stack's platform fakes only.
+    secrets, fetcher, prefix = PowertoolsSecrets(), RequestsFetcher(policy=policy_from_env()), env("SECRETS_PREFIX")
     names = NameLookup(settings=reader, secrets=secrets, secrets_prefix=prefix, fetcher=fetcher, profiles=profiles())
     keeper = AttachmentKeeper(
         settings=reader,

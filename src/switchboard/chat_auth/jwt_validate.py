@@ -14,6 +14,12 @@ This is the chat start's hot path (``bench/jwt_validate.py`` holds it to 1.1x Py
 ``jwt.decode``): the header is parsed once and cached by its segment, the key object is parsed once
 per fetch, and PyJWT decodes the token once.
 
+Every JSON in a token (header, payload, ``lwicontexts``) is read under :mod:`switchboard.safe_json`'s
+rules (its depth limit and error): ``json.loads`` raises RecursionError, not a ValueError, on a
+document nested past the interpreter's limit, and a header of 5,000 nested arrays fits in a 16 KiB
+token. That reached API Gateway as a 502 before any signature was checked; now it is
+``invalid_token`` like any other unreadable token.
+
 Order of checks, which decides the code when a token has several faults: presence, shape and
 header (``invalid_token``), key (``unknown_key``), signature (``invalid_signature``), required
 claims (``invalid_token``), ``exp`` (``token_expired``), ``nbf``/``iat`` (``token_not_yet_valid``),
@@ -43,6 +49,7 @@ from switchboard.chat_auth.errors import (
     ChatAuthError,
 )
 from switchboard.chat_auth.keys import KeyStore
+from switchboard.safe_json import MAX_DEPTH, JsonError, depth_exceeds
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -60,9 +67,25 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
-# One decoder, built once: ``json.loads`` with any keyword builds a new one per call. NaN and
-# Infinity are not JSON, and a number rules cannot compare, so they are refused.
-_JSON: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+# One decoder, built once: ``json.loads`` with any keyword (and so ``safe_json.loads(parse_constant=...)``)
+# builds a new one per call, which alone cost this hot path 6% of its budget. NaN and Infinity are
+# not JSON, and a number rules cannot compare, so they are refused.
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _json(raw: str) -> Any:
+    """:func:`switchboard.safe_json.loads` with the decoder above: the same depth rule and error."""
+    try:
+        doc = _DECODER.decode(raw)
+    except RecursionError:
+        raise JsonError(f"JSON is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # JSONDecodeError, or a constant refused by the hook
+        raise JsonError("not valid JSON") from None
+    if depth_exceeds(doc, MAX_DEPTH):
+        raise JsonError(f"JSON is nested deeper than {MAX_DEPTH} levels")
+    return doc
+
+
 # A portal signs every token with the same header ({"alg":"RS256","typ":"JWT","kid":...}), so
 # the parsed header is kept by its segment. Callers only read it; it decides nothing by itself.
 _HEADERS: dict[str, dict[str, Any]] = {}
@@ -154,8 +177,8 @@ def _unverified_header(token: str) -> dict[str, Any]:
         raise ChatAuthError(INVALID_TOKEN, "The token header cannot be read.")
     segment = segment.rstrip("=")
     try:
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        header = _json(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode("utf-8"))
+    except (JsonError, binascii.Error, UnicodeDecodeError):  # too deep, not JSON, not UTF-8, not base64
         raise ChatAuthError(INVALID_TOKEN, "The token header cannot be read.") from None
     if not isinstance(header, dict):
         raise ChatAuthError(INVALID_TOKEN, "The token header is not a JSON object.")
@@ -190,9 +213,9 @@ def _verify_signature(token: str, key: RSAPublicKey) -> dict[str, Any]:
     except jwt.InvalidTokenError:
         raise ChatAuthError(INVALID_TOKEN, "The token cannot be decoded.") from None
     try:
-        payload = _JSON.decode(raw.decode("utf-8"))
-    except ValueError:  # not UTF-8, not JSON, or NaN/Infinity
-        raise ChatAuthError(INVALID_TOKEN, "The token payload is not JSON.") from None
+        payload = _json(raw.decode("utf-8"))  # UTF-8 only (RFC 7519 7.2): json.loads would also guess UTF-16/32
+    except (UnicodeDecodeError, JsonError):  # not UTF-8, not JSON, NaN/Infinity, or nested too deep
+        raise ChatAuthError(INVALID_TOKEN, "The token payload is not JSON, or has too many levels.") from None
     if not isinstance(payload, dict):
         raise ChatAuthError(INVALID_TOKEN, "The token payload is not a JSON object.")
     return payload
@@ -243,9 +266,9 @@ def parse_lwicontexts(raw: object) -> dict[str, ContextValue]:
     if not isinstance(raw, str):
         raise ChatAuthError(INVALID_TOKEN, "The lwicontexts claim must be a JSON string of an object, not a JSON value.")
     try:
-        parsed = _JSON.decode(raw)
-    except ValueError:
-        raise ChatAuthError(INVALID_TOKEN, "The lwicontexts claim is not valid JSON.") from None
+        parsed = _json(raw)
+    except JsonError:
+        raise ChatAuthError(INVALID_TOKEN, "The lwicontexts claim is not valid JSON, or has too many levels.") from None
     if not isinstance(parsed, dict):
         raise ChatAuthError(INVALID_TOKEN, "The lwicontexts claim must encode a JSON object.")
     for name, value in parsed.items():

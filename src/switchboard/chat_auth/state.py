@@ -17,6 +17,12 @@ malformed, forged, tampered with or minted for another auth setting; ``token_exp
 state past its expiry, so the page can tell the customer to ask for a new link. An empty state is
 ``missing_token`` (the interface answers a missing ``state`` with 400 before calling this).
 
+A link signs in once. The MAC cannot tell a first use from a replay, so the callback records each
+use under :attr:`VerifiedState.link_id` (a digest of the MAC: the same for every spelling of one
+link, and naming nothing). Only one spelling is accepted anyway: base64 decoders ignore the unused
+low bits of a final character, so ``...AA`` and ``...AB`` can decode alike, and a ledger keyed on the
+raw text would take them for two links.
+
 The key is the stack's, one per stack, kept in Secrets Manager as ``{"key": base64url(32 bytes)}``
 (:func:`new_key_secret` / :func:`decode_key`); ``switchboard apply`` creates it once and never
 rotates it, since that would void every link already sent.
@@ -32,6 +38,7 @@ import json
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from switchboard.chat_auth.errors import INVALID_TOKEN, MISSING_TOKEN, TOKEN_EXPIRED, ChatAuthError
@@ -58,8 +65,22 @@ def sign(conversation_id: str, auth_setting_id: str, expires_at: int, key: bytes
     return state
 
 
+@dataclass(frozen=True)
+class VerifiedState:
+    """What a genuine, unexpired state says."""
+
+    conversation_id: str
+    expires_at: int  # unix seconds: how long the record of its use has to be kept
+    link_id: str  # 64 hex digits, one per link: the key its single use is recorded under
+
+
 def verify(state: str | None, auth_setting_id: str, key: bytes, now: float | None = None) -> str:
     """The conversation id a genuine, unexpired state names for this auth setting; else ChatAuthError."""
+    return check(state, auth_setting_id, key, now).conversation_id
+
+
+def check(state: str | None, auth_setting_id: str, key: bytes, now: float | None = None) -> VerifiedState:
+    """:func:`verify`, also answering the expiry and the link id the caller records the use under."""
     _check_key(key)
     if state is None or not state.strip():
         raise ChatAuthError(MISSING_TOKEN, "The sign-in link has no state.")
@@ -70,8 +91,8 @@ def verify(state: str | None, auth_setting_id: str, key: bytes, now: float | Non
     if len(parts) != 4 or parts[0] != VERSION or not parts[2].isdigit() or not parts[2].isascii():
         raise forged
     try:
-        conversation_id = _b64d(parts[1]).decode("utf-8")
-        mac = _b64d(parts[3])
+        conversation_id = _b64d(parts[1], canonical=True).decode("utf-8")
+        mac = _b64d(parts[3], canonical=True)
     except (binascii.Error, ValueError):
         raise forged from None
     exp = int(parts[2])
@@ -82,7 +103,8 @@ def verify(state: str | None, auth_setting_id: str, key: bytes, now: float | Non
     t = time.time() if now is None else now
     if t >= exp:
         raise ChatAuthError(TOKEN_EXPIRED, "The sign-in link has expired; ask for a new one.")
-    return conversation_id
+    link_id = hashlib.sha256(_DOMAIN + b"\x00used\x00" + mac).hexdigest()
+    return VerifiedState(conversation_id=conversation_id, expires_at=exp, link_id=link_id)
 
 
 def new_key_secret() -> dict[str, str]:
@@ -118,7 +140,11 @@ def _b64e(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def _b64d(text: str) -> bytes:
+def _b64d(text: str, *, canonical: bool = False) -> bytes:
+    """Unpadded base64url; with ``canonical``, only in its one spelling (unused low bits zero)."""
     if not text or not all(c.isascii() and (c.isalnum() or c in "-_") for c in text):
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if canonical and _b64e(raw) != text:
+        raise ValueError("not canonical base64url")
+    return raw

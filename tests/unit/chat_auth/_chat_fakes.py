@@ -28,6 +28,7 @@ USERINFO_URL = "https://idp.example.com/oauth2/userinfo"
 class FakeSettings:
     widgets: dict[str, Widget] = field(default_factory=dict)
     auth_settings: dict[str, AuthSetting] = field(default_factory=dict)
+    lookups: list[str] = field(default_factory=list)  # every id asked for, widget or auth setting
 
     def account(self, account_id: str) -> None:
         return None
@@ -36,9 +37,11 @@ class FakeSettings:
         return None
 
     def widget(self, widget_id: str) -> Widget | None:
+        self.lookups.append(widget_id)
         return self.widgets.get(widget_id)
 
     def auth_setting(self, auth_setting_id: str) -> AuthSetting | None:
+        self.lookups.append(auth_setting_id)
         return self.auth_settings.get(auth_setting_id)
 
     def crm(self) -> Any:
@@ -74,6 +77,22 @@ class FakeConversations:
 
     def get(self, conversation_id: str) -> Conversation | None:
         return self.stored.get(conversation_id)
+
+
+@dataclass
+class FakeUsedLinks:
+    """The sign-in link ledger in memory: a conditional put that succeeds once per link id."""
+
+    used: dict[str, int] = field(default_factory=dict)  # link id -> expires_at (the record's TTL)
+    refuse: bool = False
+
+    def mark_used(self, link_id: str, *, expires_at: int) -> bool:
+        if self.refuse:
+            raise StoreUnavailable("conversations table unavailable: ProvisionedThroughputExceededException")
+        if link_id in self.used:
+            return False
+        self.used[link_id] = expires_at
+        return True
 
 
 def oauth_setting(setting_id: str = "apple-oidc", **overrides: Any) -> AuthSetting:
@@ -127,6 +146,7 @@ def make_deps(
         secrets=FakeSecrets(values),
         publisher=RecordingPublisher(),
         conversations=FakeConversations({c.conversation_id: c for c in conversations}),
+        links=FakeUsedLinks(),
         keys=keys,
         secrets_prefix=PREFIX,
         clock=lambda: NOW,
@@ -166,6 +186,18 @@ def callback_request(setting_id: str, query: dict[str, str], *, accept: str = "t
         body=b"",
         request_id="req-cb-1",
     )
+
+
+def used_links(deps: ChatDeps) -> dict[str, int]:
+    links = deps.links
+    assert isinstance(links, FakeUsedLinks)
+    return links.used
+
+
+def settings_lookups(deps: ChatDeps) -> list[str]:
+    settings = deps.settings
+    assert isinstance(settings, FakeSettings)
+    return settings.lookups
 
 
 def published(deps: ChatDeps) -> list[Envelope]:

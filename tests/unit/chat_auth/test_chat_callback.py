@@ -86,21 +86,26 @@ def test_callback_signs_in_the_customer_of_a_line_conversation(deps: ChatDeps) -
 
 
 @responses.activate
-def test_the_same_code_twice_is_one_envelope_id(deps: ChatDeps) -> None:
+def test_a_reload_of_the_callback_signs_in_once(deps: ChatDeps) -> None:
     provider()
     provider()
     state = state_for("c-open")
-    for _ in range(2):
-        assert call(deps, {"code": "code-1", "state": state}).status == 200
-    first, second = published(deps)
-    assert first.id == second.id  # SQS's dedupe drops the reload; route would store it once anyway
+    assert call(deps, {"code": "code-1", "state": state}).status == 200
+    reload = call(deps, {"code": "code-1", "state": state}, accept="application/json")
+    assert error_of(reload, 401) == "invalid_token"  # a link signs in once (test_sign_in_links has the rest)
+    (envelope,) = published(deps)
+    assert envelope.id.startswith("line:line-tokyo:signin:")
+    assert len(responses.calls) == 2  # one exchange: token and userinfo, once
 
 
 @responses.activate
 def test_a_script_asking_for_json_gets_json(deps: ChatDeps) -> None:
     provider()
     answer = call(deps, {"code": "code-1", "state": state_for("c-open")}, accept="application/json")
-    assert (answer.status, json.loads(answer.body)) == (200, {"signed_in": True, "conversation_id": "c-open"})
+    assert (answer.status, json.loads(answer.body)) == (
+        200,
+        {"signed_in": True, "conversation_id": "c-open", "channel": "line", "started_at": OPEN.created_at // 1000},
+    )
     refused = call(deps, {"code": "code-1", "state": "v1.forged"}, accept="application/json")
     assert error_of(refused, 401) == "invalid_token"
 

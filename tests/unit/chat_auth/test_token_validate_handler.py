@@ -254,6 +254,64 @@ def test_auth_link_then_callback_signs_in_and_route_reroutes(stack: Stack) -> No
     assert (stored.identity.authenticated, stored.identity.contact_id, stored.message_count) == (True, "member-7", 2)
 
 
+@responses.activate
+def test_a_sign_in_link_works_once_and_the_first_identity_stays(stack: Stack) -> None:
+    conversation_id = _line_conversation(stack)
+    outcome = link(stack.resources, conversation_id, "oidc")
+    assert outcome.url is not None
+    state = parse_qs(urlsplit(outcome.url).query)["state"][0]
+    responses.add(responses.POST, TOKEN_URL, json={"access_token": "access-1", "token_type": "Bearer"})
+    responses.add(responses.GET, USERINFO_URL, json={"sub": "member-7", "msdyn_isvip": "true"})
+    responses.add(responses.POST, TOKEN_URL, json={"access_token": "access-2", "token_type": "Bearer"})
+    responses.add(responses.GET, USERINFO_URL, json={"sub": "intruder-9"})
+
+    assert stack.invoke(callback_event("oidc", {"code": "code-1", "state": state}))["statusCode"] == 200
+    replay = stack.invoke(callback_event("oidc", {"code": "code-2", "state": state}))
+    assert replay["statusCode"] == 401 and "invalid_token" in replay["body"] and "already used" in replay["body"]
+    assert len(responses.calls) == 2  # the second code was never spent
+
+    (message,) = stack.inbound()
+    route(stack, message)
+    stored = DynamoConversations(stack.resources.conversations_table).get(conversation_id)
+    assert stored is not None and stored.identity.contact_id == "member-7"
+
+    # The record: keyed by a digest (never the state), expiring with the link through the table's TTL attribute.
+    items = boto3.client("dynamodb").scan(TableName=stack.resources.conversations_table)["Items"]
+    (used,) = [i for i in items if i["pk"]["S"].startswith("l#")]
+    assert used["ttl"]["N"] == state.split(".")[2]
+    assert state not in json.dumps(used) and state.split(".")[3] not in json.dumps(used)
+
+
+def test_the_used_links_store_writes_once_and_reports_an_unusable_table(stack: Stack) -> None:
+    from switchboard.aws.conversation_store import DynamoUsedLinks
+    from switchboard.ports import StoreUnavailable
+
+    links = DynamoUsedLinks(stack.resources.conversations_table)
+    assert links.mark_used("ab" * 32, expires_at=4_000_000_000) is True
+    assert links.mark_used("ab" * 32, expires_at=4_000_000_000) is False
+    assert links.mark_used("cd" * 32, expires_at=4_000_000_000) is True
+    with pytest.raises(StoreUnavailable, match="ResourceNotFoundException"):
+        DynamoUsedLinks("no-such-table").mark_used("ab" * 32, expires_at=4_000_000_000)
+
+
+def test_auth_link_states_expire_after_link_minutes(stack: Stack) -> None:
+    conversation_id = _line_conversation(stack)
+    now = float(int(_now_ms() / 1000))
+
+    def expiry(setting: str, **kwargs: Any) -> int:
+        outcome = link(stack.resources, conversation_id, setting, now=now, **kwargs)
+        assert outcome.url is not None, outcome.error
+        return int(parse_qs(urlsplit(outcome.url).query)["state"][0].split(".")[2])
+
+    assert expiry("oidc") == now + 15 * 60  # the default
+    settings = DynamoSettings(stack.resources.settings_table, ttl_seconds=0)
+    settings.put("auth_setting", "oidc-5", {**_oidc(), "id": "oidc-5", "link_minutes": 5})
+    assert expiry("oidc-5") == now + 5 * 60
+    assert expiry("oidc-5", valid_for=60) == now + 60  # an admin may shorten one link
+    longer = link(stack.resources, conversation_id, "oidc-5", valid_for=301, now=now)
+    assert longer.code == 2 and longer.error is not None and "link_minutes" in longer.error  # but never lengthen it
+
+
 def test_callback_with_a_state_from_another_stack_key_is_refused(stack: Stack) -> None:
     from switchboard.chat_auth import sign_state
 
@@ -307,10 +365,13 @@ def test_template_gives_token_validate_least_privilege() -> None:
     function = load(ROOT / "template.yaml")["Resources"]["TokenValidateFunction"]["Properties"]
     statements = function["Policies"][0]["Statement"]
     actions = sorted(a for s in statements for a in s["Action"])
-    assert actions == sorted(["dynamodb:GetItem", "dynamodb:GetItem", "secretsmanager:GetSecretValue", "sqs:SendMessage"]), (
-        "read settings and conversations, read its secrets, enqueue: nothing else"
-    )
+    assert actions == sorted(
+        ["dynamodb:GetItem", "dynamodb:GetItem", "dynamodb:PutItem", "secretsmanager:GetSecretValue", "sqs:SendMessage"]
+    ), "read settings and conversations, record a sign-in link's use, read its secrets, enqueue: nothing else"
     assert all("*" not in a for a in actions)
+    (put,) = [s for s in statements if "dynamodb:PutItem" in s["Action"]]
+    assert put["Action"] == ["dynamodb:PutItem"]  # its own statement: the condition must not narrow the reads
+    assert put["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["l#*"]}}  # used links, never a conversation
     rendered = json.dumps(statements)
     assert "ConversationsTable" in rendered and "/auth/*" in rendered and "/stack/state-key-??????" in rendered
     assert "/account/" not in rendered and "crm" not in rendered
