@@ -3,12 +3,20 @@
 Nothing is written when the file has any error (exit 2). Each object is compared with what is
 stored, settings document and secret value alike, and reported as created, updated or unchanged,
 so a second apply of the same file changes nothing and says so.
+
+The file itself is read defensively, because it often comes from a pull request or a CI variable:
+at most :data:`MAX_CONFIG_BYTES` of it; YAML aliases to mappings or lists are refused (a few
+hundred bytes of nested aliases expand to billions of nodes once anything walks them) and aliases
+to scalars may together add no more than the file's own size cap; and a syntax error is reported by
+line and column only. PyYAML's own message quotes the neighbouring lines of the file, which is
+where the secrets are.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +24,122 @@ import yaml
 
 from infra.admin import crm_check
 from infra.admin.resources import Resources
-from switchboard import config
+from switchboard import config, safe_json
 from switchboard.secret_names import secret_name
 
 EXIT_OK, EXIT_INVALID = 0, 2  # and crm_check.EXIT_CRM_REFUSED (3): applied except CRM credentials the CRM refused
+MAX_CONFIG_BYTES = 1024 * 1024  # thousands of accounts and rules; a bigger file is a mistake or an attack
+_ALIAS_HINT = "a configuration file needs none: write the values out"
+
+
+class ConfigFileError(ValueError):
+    """The file cannot be read as a configuration; the message gives a position, never the file's text."""
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (the pure-Python one: its composer can be checked), bounded against alias bombs."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.alias_chars = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            node = self.anchors.get(event.anchor)
+            if isinstance(node, yaml.CollectionNode):
+                raise yaml.composer.ComposerError(
+                    None, None, f"an alias to a mapping or list is not accepted ({_ALIAS_HINT})", event.start_mark
+                )
+            if isinstance(node, yaml.ScalarNode):
+                self.alias_chars += len(str(node.value))
+                if self.alias_chars > MAX_CONFIG_BYTES:
+                    problem = f"aliases repeat more than {MAX_CONFIG_BYTES // 1024} KiB of text ({_ALIAS_HINT})"
+                    raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def read_text(path: Path, limit: int = MAX_CONFIG_BYTES) -> str:
+    """The file's text, reading no more than ``limit + 1`` bytes (``/dev/zero`` and a FIFO included)."""
+    with path.open("rb") as stream:
+        raw = stream.read(limit + 1)
+    if len(raw) > limit:
+        raise ConfigFileError(f"larger than {limit // 1024} KiB")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(f"not UTF-8 text (byte {exc.start + 1})") from None
 
 
 def load_file(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
+    """The parsed document; :class:`ConfigFileError` for a file too big, malformed or alias-bombed."""
+    text = read_text(path)
     if path.suffix == ".json":
-        return json.loads(text)
-    return yaml.safe_load(text)
+        try:
+            return safe_json.loads(text)
+        except safe_json.JsonError as exc:
+            raise ConfigFileError(_json_problem(text, exc)) from None
+    try:
+        loader = _ConfigLoader(text)  # the reader checks every character first
+        try:
+            doc = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise ConfigFileError(_yaml_problem(exc, text)) from None
+    except RecursionError:
+        raise ConfigFileError(f"not valid YAML: nested deeper than {safe_json.MAX_DEPTH} levels") from None
+    except ValueError:  # a constructor's own refusal, e.g. an integer of thousands of digits
+        raise ConfigFileError("not valid YAML: a value cannot be read") from None
+    if safe_json.depth_exceeds(doc):
+        raise ConfigFileError(f"not valid YAML: nested deeper than {safe_json.MAX_DEPTH} levels")
+    return doc
+
+
+# Quoted parts of PyYAML's problem text are kept only when they cannot be the file's words:
+# a token's name (``'<block end>'``) or one (possibly escaped) character (``'\t'``).
+_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+_HARMLESS_QUOTE = re.compile(r"<[a-z ]+>|\\?.|\\x[0-9a-f]{2}|\\u[0-9a-f]{4}|\\U[0-9a-f]{8}")
+
+
+def _redact(problem: str) -> str:
+    def keep(match: re.Match[str]) -> str:
+        inner = match.group(1) if match.group(1) is not None else match.group(2)
+        return match.group(0) if _HARMLESS_QUOTE.fullmatch(inner) else "'...'"
+
+    return _QUOTED.sub(keep, " ".join(problem.split()))
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """Where and what, from the mark and PyYAML's short problem: never ``str(exc)``, which quotes the file."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"not valid YAML{where}: {_redact(exc.problem or exc.context or 'syntax error')}"
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        return f"not valid YAML at line {line}, column {column}: a control character YAML does not allow"
+    return "not valid YAML"
+
+
+def _json_problem(text: str, exc: safe_json.JsonError) -> str:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as decode_error:  # its msg names the expectation, never the text
+        return f"not valid JSON at line {decode_error.lineno}, column {decode_error.colno}: {decode_error.msg}"
+    except (RecursionError, ValueError):
+        pass
+    return str(exc)
 
 
 def apply_file(path: Path, resources: Resources, *, dry_run: bool, as_json: bool = False) -> tuple[int, list[str]]:
     try:
         doc = load_file(path)
     except OSError as exc:
-        return EXIT_INVALID, [f"{path}: cannot read: {exc.strerror or exc}"]
-    except (yaml.YAMLError, ValueError) as exc:
-        return EXIT_INVALID, [f"{path}: not valid YAML/JSON: {exc}"]
+        return EXIT_INVALID, [f"{path}: cannot read: {exc.strerror or type(exc).__name__}"]
+    except ConfigFileError as exc:
+        return EXIT_INVALID, [f"{path}: {exc}"]
     result = config.validate(doc, env=os.environ, base_dir=path.parent)
     if isinstance(result, list):
         lines = [str(issue) for issue in result]
@@ -89,7 +193,10 @@ class _Secrets:
             value = self.sm.get_secret_value(SecretId=name)["SecretString"]
         except self.sm.exceptions.ResourceNotFoundException:
             return None
-        parsed = json.loads(value)
+        try:
+            parsed = safe_json.loads(value)
+        except safe_json.JsonError:
+            return None  # unreadable: the file's value replaces it
         return parsed if isinstance(parsed, dict) else None
 
     def put(self, name: str, value: dict[str, Any]) -> None:

@@ -2,18 +2,103 @@
 
 Without ``--stack`` it talks to the local stack ``switchboard local`` started last; with
 ``--stack NAME`` to a deployed stack, found from its CloudFormation outputs.
+
+What it prints for people is text a customer, a CRM or a platform wrote, so it passes through
+:func:`escape` first: an ESC sequence in a customer's message must not recolour, retitle or rewrite
+the admin's terminal, nor a bidi override reorder what they read. ``--json`` keeps every character
+(as JSON escapes where a raw one could act on a terminal). A network failure is one line, not a
+traceback (:func:`main`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from infra.admin.resources import Resources, TargetError
+
+# Characters that act on a terminal or reorder text rather than show: C0 and C1 controls and DEL,
+# the line and paragraph separators, lone surrogates, and the bidirectional embeddings, overrides,
+# isolates and marks (the "Trojan Source" set).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+# json.dumps escapes C0 controls itself; what it writes raw (and must not) is this, and only inside strings.
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    ch = match.group(0)
+    if ch in _NAMED:
+        return _NAMED[ch]
+    return f"\\x{ord(ch):02x}" if ord(ch) <= 0xFF else f"\\u{ord(ch):04x}"
+
+
+def escape(text: str) -> str:
+    """``text`` with every character that could act on a terminal shown as its escape (ESC as ``\\x1b``)."""
+    return _UNSAFE.sub(_escaped, text)
+
+
+def readable(value: Any) -> str:
+    """A stored or remote value as one escaped line: ``-`` for nothing, ``key=value`` pairs for a mapping."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        if not value:
+            return "-"
+        return ", ".join(f"{escape(str(k))}={_nested(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_nested(v) for v in value) if value else "-"
+    return escape(str(value))
+
+
+def _nested(value: Any) -> str:
+    if isinstance(value, dict) and value:
+        return "{" + readable(value) + "}"
+    if isinstance(value, list | tuple) and value:
+        return "[" + readable(value) + "]"
+    return readable(value)
+
+
+def json_text(data: Any) -> str:
+    """Lossless JSON for ``--json``: non-ASCII text stays readable, but no character that acts on a terminal is raw.
+
+    ``json.dumps`` already escapes C0 controls; C1 controls, bidi controls and U+2028/2029 it would
+    write raw. Outside strings JSON holds only ASCII, so replacing them everywhere is safe.
+    """
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _say(text: str, *, error: bool = False) -> None:
+    print(escape(text), file=sys.stderr if error else sys.stdout)
+
+
+def _yaml_text(data: Any) -> str:
+    """YAML for people that is still the same data: a string holding an unsafe character is written double-quoted,
+    with YAML's own escapes (``\\e``, ``\\u202E``), never raw."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        def write_double_quoted(self, text: str, split: bool = True) -> None:
+            unsafe = _UNSAFE.search(text) is not None
+            allow, self.allow_unicode = self.allow_unicode, self.allow_unicode and not unsafe
+            try:
+                super().write_double_quoted(text, split)
+            finally:
+                self.allow_unicode = allow
+
+    def represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = '"' if _UNSAFE.search(value) else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, represent_str)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True)
 
 
 def _target(args: argparse.Namespace) -> Resources:
@@ -30,19 +115,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from infra.admin.apply import apply_file
 
     code, lines = apply_file(Path(args.file), _target(args), dry_run=args.dry_run, as_json=args.json)
-    stream = sys.stderr if code == 2 else sys.stdout
-    for line in lines:
-        print(line, file=stream)
+    for line in lines:  # a CRM's refusal is the CRM's text; an unknown key is the file's
+        if args.json and code != 2:
+            print(line)  # the report as JSON (json.dumps' ASCII: nothing raw), lines and all
+        else:
+            _say(line, error=code == 2)
     return code
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import yaml
-
     from infra.admin.apply import export
 
     data = export(_target(args))
-    print(json.dumps(data, indent=2) if args.json else yaml.safe_dump(data, sort_keys=False, allow_unicode=True), end="")
+    print(json_text(data) + "\n" if args.json else _yaml_text(data), end="")
     return 0
 
 
@@ -60,17 +145,17 @@ def cmd_conversations_list(args: argparse.Namespace) -> int:
     now = int(time.time() * 1000)
     rows = [summary_view(c, now) for c in _conversations(args).recent(queue=args.queue, channel=args.channel, limit=args.limit)]
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(json_text(rows))
         return 0
     if not rows:
         print("no conversations")
         return 0
     print(f"{'CONVERSATION':<30} {'CHANNEL':<9} {'ACCOUNT':<16} {'CUSTOMER':<36} {'QUEUE':<12} {'STATUS':<7} UPDATED")
     for r in rows:
-        customer = r["customer"]["name"] or r["customer"]["id"]
+        customer = readable(r["customer"]["name"] or r["customer"]["id"])
         print(
-            f"{r['conversation_id']:<30} {r['channel']:<9} {r['account_id']:<16} {customer:<36} "
-            f"{r['queue']:<12} {r['status']:<7} {r['updated_at']}"
+            f"{readable(r['conversation_id']):<30} {readable(r['channel']):<9} {readable(r['account_id']):<16} "
+            f"{customer:<36} {readable(r['queue']):<12} {readable(r['status']):<7} {readable(r['updated_at'])}"
         )
     return 0
 
@@ -81,7 +166,7 @@ def cmd_conversations_show(args: argparse.Namespace) -> int:
     store = _conversations(args)
     conversation = store.get(args.id)
     if conversation is None:
-        print(f"no conversation {args.id}", file=sys.stderr)
+        _say(f"no conversation {args.id}", error=True)
         return 1
     view = public_view(
         conversation,
@@ -90,19 +175,22 @@ def cmd_conversations_show(args: argparse.Namespace) -> int:
         int(time.time() * 1000),
     )
     if args.json:
-        print(json.dumps(view, indent=2, ensure_ascii=False))
+        print(json_text(view))
         return 0
+    customer = view["customer"]
+    named = f"{readable(customer['name'])} ({readable(customer['id'])})" if customer["name"] else customer["id"]
+    shown = dict(view, customer=named)
     for key in ("conversation_id", "channel", "account_id", "customer", "authenticated", "contact_id", "context"):
-        print(f"{key:>16}: {view[key]}")
+        print(f"{key:>16}: {readable(shown[key])}")
     for key in ("workstream", "queue", "priority", "status", "crm"):
-        print(f"{key:>16}: {view[key]}")
+        print(f"{key:>16}: {readable(shown[key])}")
     print(f"{'messages':>16}:")
     for m in view["messages"]:
-        print(f"  {m['sent_at']}  {m['kind']:<11} {m['text'] or ''}")
+        print(f"  {readable(m['sent_at'])}  {readable(m['kind']):<11} {escape(m['text'] or '')}")
         for a in m["attachments"]:
             size = f"{a['size']} bytes" if a.get("size") is not None else "size unknown"
-            kept = a.get("stored_key") or a.get("error") or "no bytes kept"
-            print(f"      attachment {a['type']:<8} {a.get('name') or '-'}  {size}  {kept}")
+            kept = readable(a.get("stored_key") or a.get("error") or "no bytes kept")
+            print(f"      attachment {readable(a['type']):<8} {readable(a.get('name') or '-')}  {size}  {kept}")
     return 0
 
 
@@ -110,7 +198,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     from infra.admin.send import send
 
     code, text = send(_target(args), args.channel, args.account, args.text, args.user, args.event_id)
-    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    _say(text, error=code != 0)  # the answer's body is the gateway's (or whatever answers there) text
     return code
 
 
@@ -122,17 +210,17 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     if args.action == "list":
         rows = dlq.list_dead_letters(resources, stages)
         if args.json:
-            print(json.dumps(rows, indent=2))
+            print(json_text(rows))
         elif not rows:
             print("no dead letters")
         else:
-            for r in rows:
-                where = f"conversation={r['conversation_id']}  attempts={r['attempts']}"
-                print(f"{r['stage']:<6} {r['message_id']}  {where}  {r['error']}")
+            for r in rows:  # the error is a CRM's or a platform's words
+                where = f"conversation={readable(r['conversation_id'])}  attempts={readable(r['attempts'])}"
+                print(f"{readable(r['stage']):<6} {readable(r['message_id'])}  {where}  {readable(r['error'])}")
         return 0
     moved = dlq.redrive(resources, stages)
     if args.json:
-        print(json.dumps(moved, indent=2))
+        print(json_text(moved))
     else:
         print(f"redrove {len(moved)} message(s)")
     return 0
@@ -143,8 +231,8 @@ def cmd_auth_link(args: argparse.Namespace) -> int:
 
     outcome = link(_target(args), args.conversation_id, args.auth_setting, valid_for=args.valid_for)
     for warning in outcome.warnings:
-        print(warning, file=sys.stderr)
-    print(outcome.url if outcome.code == 0 else outcome.error, file=sys.stdout if outcome.code == 0 else sys.stderr)
+        _say(warning, error=True)
+    _say(str(outcome.url if outcome.code == 0 else outcome.error), error=outcome.code != 0)
     return outcome.code
 
 
@@ -200,9 +288,58 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("auth-link", help="print the sign-in URL to send a customer")
     s.add_argument("conversation_id")
     s.add_argument("--auth-setting", required=True)
-    s.add_argument("--valid-for", type=int, default=86400, help="seconds the link stays valid (default 86400)")
+    s.add_argument("--valid-for", type=int, default=None, help="seconds the link stays valid (default and most: link_minutes)")
     s.set_defaults(func=cmd_auth_link)
     return p
+
+
+def network_error(exc: BaseException) -> str | None:
+    """One line for a failure to reach AWS, the stack's API or a CRM; None for anything else (a bug: let it show)."""
+    import botocore.exceptions
+    import requests
+
+    if isinstance(exc, requests.exceptions.RequestException):
+        request = getattr(exc, "request", None)
+        url = getattr(request, "url", None) or ""
+        target = re.match(r"^[a-z]+://[^/?#]+", url)
+        where = f" {target.group(0)}" if target else ""
+        if isinstance(exc, requests.exceptions.Timeout):
+            return f"cannot reach{where}: timed out"
+        return f"cannot reach{where}: {_os_reason(exc) or type(exc).__name__}"
+    if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
+        return "no AWS credentials: configure them as boto3 finds them (AWS_PROFILE, ~/.aws, environment)"
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return "no AWS region: set AWS_REGION or a profile's region"
+    if isinstance(exc, botocore.exceptions.ConnectionError | botocore.exceptions.HTTPClientError):
+        # Refused, DNS, TLS, proxy, connect and read timeouts, a connection closed mid-answer.
+        endpoint = str(getattr(exc, "kwargs", {}).get("endpoint_url") or "the AWS endpoint")
+        if isinstance(exc, botocore.exceptions.ReadTimeoutError):
+            return f"{endpoint} did not answer in time"
+        hint = " (is the local stack running? `switchboard local`)" if "127.0.0.1" in endpoint or "localhost" in endpoint else ""
+        return f"cannot reach {endpoint}{hint}"
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        return f"AWS refused: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return f"network error: {exc.strerror or type(exc).__name__}"
+    return None
+
+
+def _os_reason(exc: BaseException) -> str | None:
+    """The operating system's words (``Connection refused``, ``Name or service not known``) deep in requests' chain."""
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return str(current.strerror)
+        if isinstance(current, BaseException):
+            stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
+    return found.group(1).strip() if found else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,7 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except TargetError as exc:
-        print(f"switchboard: {exc}", file=sys.stderr)
+        _say(f"switchboard: {exc}", error=True)
+        return 1
+    except Exception as exc:
+        line = network_error(exc)
+        if line is None:
+            raise
+        _say(f"switchboard: {line}", error=True)
         return 1
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from infra.admin.resources import Resources
+from switchboard import safe_json
 
 STAGES = ("route", "crm")
 
@@ -44,8 +44,8 @@ def _row(stage: str, message: dict[str, Any], failures: Any) -> dict[str, Any]:
     source_id = (attributes.get("source_message_id") or {}).get("StringValue") or message["MessageId"]
     record = failures.get(stage, source_id) or {}
     try:
-        body = json.loads(message["Body"])
-    except ValueError:
+        body = safe_json.loads(message["Body"])
+    except safe_json.JsonError:
         body = {}
     conversation_id = (body.get("conversation_id") if isinstance(body, dict) else None) or record.get("conversation_id")
     error = record.get("error") or (attributes.get("error") or {}).get("StringValue") or "unknown (no failure was recorded)"

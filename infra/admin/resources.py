@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
+
+from switchboard import safe_json
 
 
 def point_at_local(endpoint: str, region: str) -> None:
@@ -70,10 +71,11 @@ class Resources:
 
         path = state_file()
         try:
-            state = json.loads(path.read_text())
-        except (OSError, ValueError):
+            state = safe_json.loads(path.read_text())
+            resources = cls.from_state(state)
+        except (OSError, ValueError, KeyError, TypeError):
             raise TargetError("no local stack is running: start one with `switchboard local` (or pass --stack NAME)") from None
-        return cls.from_state(state)
+        return resources
 
     @classmethod
     def stack(cls, name: str) -> Resources:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.admin.resources import Resources
+from switchboard import safe_json
 from switchboard.secret_names import secret_name
 
 DEMO_LINE_USER = "U" + hashlib.md5(b"switchboard-demo-customer", usedforsecurity=False).hexdigest()
@@ -104,15 +105,22 @@ def send(
         return 2, f"no {channel} account {account_id!r} is configured"
     sm = resources.client("secretsmanager")
     try:
-        secret = json.loads(
+        secret = safe_json.loads(
             sm.get_secret_value(SecretId=secret_name(resources.secrets_prefix, "account", account_id, channel))["SecretString"]
         )
     except sm.exceptions.ResourceNotFoundException:
         return 2, f"account {account_id!r} has no stored secrets: apply its configuration first"
+    except safe_json.JsonError:
+        return 2, f"account {account_id!r}'s stored secret is not JSON: apply its configuration again"
     signer = SIGNERS.get(channel)
     if signer is None:
         return 2, f"sending as {channel} is not available yet"
-    signed = signer(account, secret, text, user, event_id)
+    if not isinstance(secret, dict):
+        return 2, f"account {account_id!r}'s stored secret is not a JSON object: apply its configuration again"
+    try:
+        signed = signer(account, secret, text, user, event_id)
+    except KeyError as exc:
+        return 2, f"account {account_id!r} has no stored {exc.args[0]}: apply its configuration again"
     if not resources.api_url:
         return 2, "the target has no API URL"
     answer = requests.post(

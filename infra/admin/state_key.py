@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from switchboard import safe_json
 from switchboard.chat_auth.state import SECRET_ID, decode_key, new_key_secret
 from switchboard.secret_names import secret_name
 
@@ -50,8 +51,8 @@ def read(sm: Any, prefix: str) -> bytes | None:
     except sm.exceptions.ResourceNotFoundException:
         return None
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = safe_json.loads(raw)
+    except safe_json.JsonError:
         raise ValueError(f"secret {name(prefix)} is not JSON") from None
     if not isinstance(value, dict):
         raise ValueError(f"secret {name(prefix)} is not a JSON object")

@@ -5,19 +5,27 @@
 file with no problem at all becomes a :class:`Desired` set of objects to apply. Secret values are
 resolved here (literal, ``env:NAME``, ``file:PATH``) and kept apart from the settings documents, so
 nothing downstream can store one in DynamoDB by accident.
+
+A secret that resolves to nothing is refused, never stored: an HMAC keyed with the empty string
+verifies whatever a forger signs with it, and an undefined CI variable is exactly how an empty
+``env:NAME`` arrives. ``file:`` reads only a regular file inside the configuration file's own
+folder, and only a few KiB of it, so a file cannot point ``apply`` at a device, a FIFO, ``/proc``
+or another user's files.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+import os
+import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from switchboard import channels, rules
-from switchboard.settings import ID_PATTERN
+from switchboard.settings import is_valid_id
 
 TOP_LEVEL = ("accounts", "auth_settings", "widgets", "workstreams", "crm")
 CRM_PROVIDERS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
@@ -38,6 +46,11 @@ CRM_PROVIDERS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
     "kustomer": ({"base_url": "url!"}, ("api_key",)),
 }
 LIST_SECRETS = frozenset({"refresh_tokens"})
+# A secret file holds a key, a token or a service account's JSON: a few KiB. Anything bigger is a mistake.
+MAX_SECRET_FILE_BYTES = 64 * 1024
+# Pseudo-filesystems whose "files" are processes' memory, environment or devices: never a secret file.
+_PSEUDO_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
+LINK_MINUTES_RANGE = (1, 1440)  # oauth2 `link_minutes`: how long a sign-in link stays valid
 ATTACHMENT_DEFAULTS: dict[str, Any] = {
     "max_bytes": 25 * 1024 * 1024,
     "extensions": ["jpg", "jpeg", "png", "gif", "webp", "heic", "pdf", "txt", "mp4", "mov", "m4a", "mp3", "aac", "wav", "ogg"],
@@ -70,12 +83,61 @@ class Desired:
         return [o for o in self.objects if o.kind == kind]
 
 
+class SecretFileError(ValueError):
+    """A ``file:`` secret that cannot be used; the message names why, never what the file holds."""
+
+
+def read_secret_file(folder: Path, given: str, *, limit: int = MAX_SECRET_FILE_BYTES) -> str:
+    """The text of ``file:given``, relative to (or an absolute path inside) ``folder``.
+
+    Symlinks and ``..`` are resolved first and the result must still lie inside the folder, so a
+    link planted next to the file cannot lead to ``/etc`` or ``~/.aws``. The file is opened without
+    following a last symlink and without blocking (a FIFO would wait for a writer forever), then
+    checked to be a regular file, and at most ``limit + 1`` bytes are read whatever it claims to be.
+    """
+    if not given:
+        raise SecretFileError("file: needs a path")
+    root = folder.resolve()
+    target = (root / given).resolve()
+    if not target.is_relative_to(root):
+        raise SecretFileError("it is outside the configuration file's folder")
+    if any(target.is_relative_to(pseudo) for pseudo in _PSEUDO_ROOTS):
+        raise SecretFileError("it is not a regular file")
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise SecretFileError(exc.strerror or "cannot open it") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SecretFileError("it is not a regular file")
+        if info.st_size > limit:
+            raise SecretFileError(f"it is larger than {limit // 1024} KiB")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:  # it grew after fstat
+            raise SecretFileError(f"it is larger than {limit // 1024} KiB")
+    except OSError as exc:
+        raise SecretFileError(exc.strerror or "cannot read it") from None
+    finally:
+        os.close(fd)
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretFileError("it is not UTF-8 text") from None
+
+
 class _Checker:
-    def __init__(self, env: Mapping[str, str], base_dir: Path, read_file: Callable[[Path], str]) -> None:
+    def __init__(self, env: Mapping[str, str], base_dir: Path) -> None:
         self.issues: list[Issue] = []
         self.env = env
         self.base_dir = base_dir
-        self.read_file = read_file
 
     def err(self, path: str, message: str) -> None:
         self.issues.append(Issue(path, message))
@@ -107,7 +169,7 @@ class _Checker:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 self.err(where, "must be a positive whole number")
         elif tag == "id":
-            if not isinstance(value, str) or not ID_PATTERN.match(value):
+            if not is_valid_id(value):
                 self.err(where, "must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit")
         elif tag == "url":
             self.url(value, where)
@@ -118,6 +180,15 @@ class _Checker:
         elif not isinstance(value, str) or (required and not value.strip()):
             self.err(where, "must be a non-empty string" if required else "must be a string")
         return value
+
+    def bounded_int(self, obj: Mapping[str, Any], key: str, bounds: tuple[int, int], path: str) -> None:
+        """An optional whole number within ``bounds`` (inclusive)."""
+        value = obj.get(key)
+        if value is None:
+            return
+        low, high = bounds
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            self.err(f"{path}.{key}", f"must be a whole number from {low} to {high}")
 
     def url(self, value: Any, where: str) -> None:
         if not isinstance(value, str):
@@ -167,18 +238,28 @@ class _Checker:
             return ""
         if value.startswith("env:"):
             name = value[4:]
+            if not name:
+                self.err(where, "env: needs a variable name")
+                return ""
             if name not in self.env:
                 self.err(where, f"environment variable {name} is not set")
                 return ""
-            return self.env[name]
-        if value.startswith("file:"):
-            target = (self.base_dir / value[5:]).resolve()
+            resolved = self.env[name]
+            source = f" (environment variable {name} is empty or blank)"
+        elif value.startswith("file:"):
             try:
-                return self.read_file(target).strip()
-            except OSError as exc:
-                self.err(where, f"cannot read {value[5:]}: {exc.strerror or exc}")
+                resolved = read_secret_file(self.base_dir, value[5:]).strip()
+            except SecretFileError as exc:
+                self.err(where, f"cannot read {value[5:]}: {exc}")
                 return ""
-        return value
+            source = f" (file {value[5:]} is empty or blank)"
+        else:
+            resolved, source = value, ""
+        if not resolved.strip():
+            # An empty key would make every HMAC over it public: refuse it, whatever the source.
+            self.err(where, f"empty{source}")
+            return ""
+        return resolved
 
 
 def _is_loopback(host: str) -> bool:
@@ -190,14 +271,12 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def validate(
-    doc: Any,
-    *,
-    env: Mapping[str, str],
-    base_dir: Path,
-    read_file: Callable[[Path], str] = lambda p: p.read_text(encoding="utf-8"),
-) -> Desired | list[Issue]:
-    c = _Checker(env, base_dir, read_file)
+def validate(doc: Any, *, env: Mapping[str, str], base_dir: Path) -> Desired | list[Issue]:
+    """Every problem of the parsed file, with its path, or the objects to apply when there is none.
+
+    ``base_dir`` is the configuration file's folder: ``file:`` secrets are read only from inside it.
+    """
+    c = _Checker(env, base_dir)
     if not isinstance(doc, dict):
         return [Issue("(file)", "must be a mapping with accounts, auth_settings, widgets, workstreams and crm")]
     c.unknown(doc, "(file)", set(TOP_LEVEL))
@@ -364,7 +443,7 @@ def _auth_setting(c: _Checker, raw: Any, path: str) -> DesiredObject | None:
     elif kind == "oauth2":
         allowed = {"id", "type", "token_url", "userinfo_url", "redirect_url", "client_id", "scope", "user_id_claim"}
         allowed |= {"token_endpoint_auth", "expiry_seconds", "additional_parameters", "secrets"}
-        allowed |= {"authorize_url"}  # optional: where `switchboard auth-link` sends the customer to sign in
+        allowed |= {"authorize_url", "link_minutes"}  # optional: for sign-in links (`switchboard auth-link`)
         c.unknown(obj, path, allowed)
         for key in ("token_url", "userinfo_url", "redirect_url"):
             c.typed(obj, key, "url!", path)
@@ -374,6 +453,7 @@ def _auth_setting(c: _Checker, raw: Any, path: str) -> DesiredObject | None:
         c.typed(obj, "user_id_claim", "str", path)
         c.typed(obj, "token_endpoint_auth", "enum:client_secret_post|client_secret_basic", path)
         c.typed(obj, "expiry_seconds", "int", path)
+        c.bounded_int(obj, "link_minutes", LINK_MINUTES_RANGE, path)
         extra = obj.get("additional_parameters")
         if extra is not None and (not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values())):
             c.err(f"{path}.additional_parameters", "must be a mapping of names to strings")

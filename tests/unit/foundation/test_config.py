@@ -340,3 +340,171 @@ def test_not_a_mapping() -> None:
     result = validate(["accounts"], env={}, base_dir=Path())
     assert isinstance(result, list)
     assert str(result[0]).startswith("(file): must be a mapping")
+
+
+# -- empty secrets, file: secrets, link_minutes ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "env", "expected"),
+    [
+        ("", {}, "empty"),
+        ("   ", {}, "empty"),
+        ("env:EMPTY_ONE", {"EMPTY_ONE": ""}, "empty (environment variable EMPTY_ONE is empty or blank)"),
+        ("env:BLANK_ONE", {"BLANK_ONE": "\t \n"}, "empty (environment variable BLANK_ONE is empty or blank)"),
+        ("env:", {}, "env: needs a variable name"),
+    ],
+)
+def test_empty_or_blank_secret_is_refused(base_dir: Path, value: str, env: dict[str, str], expected: str) -> None:
+    doc = full_config()
+    doc["accounts"][1]["secrets"]["channel_secret"] = value
+    assert errors(doc, base_dir, {**ENV, **env}) == [f"accounts[1].secrets.channel_secret: {expected}"]
+
+
+def test_every_secrets_map_refuses_an_empty_value(base_dir: Path) -> None:
+    doc = full_config()
+    doc["auth_settings"][1]["secrets"]["client_secret"] = ""
+    doc["crm"]["secrets"]["api_token"] = " "
+    (base_dir / "secrets" / "empty.txt").write_text("\n")
+    doc["accounts"][0]["secrets"]["channel_access_token"] = "file:secrets/empty.txt"
+    assert errors(doc, base_dir) == [
+        "accounts[0].secrets.channel_access_token: empty (file secrets/empty.txt is empty or blank)",
+        "auth_settings[1].secrets.client_secret: empty",
+        "crm.secrets.api_token: empty",
+    ]
+
+
+@pytest.fixture
+def conf_dir(tmp_path: Path) -> Path:
+    """The configuration's folder, with a file beside it (outside) that must stay unreadable."""
+    folder = tmp_path / "conf"
+    (folder / "secrets").mkdir(parents=True)
+    (folder / "secrets" / "line_token.txt").write_text(LINE_TOKEN + "\n", encoding="utf-8")
+    (tmp_path / "outside.txt").write_text("outside-secret-value\n", encoding="utf-8")
+    return folder
+
+
+def _token_from(conf_dir: Path, value: str) -> list[str] | Desired:
+    doc = full_config()
+    doc["accounts"][0]["secrets"]["channel_access_token"] = value
+    result = run(doc, conf_dir)
+    return [str(i) for i in result] if isinstance(result, list) else result
+
+
+def test_file_secret_inside_the_folder_is_read_relative_or_absolute(conf_dir: Path) -> None:
+    for value in (
+        "file:secrets/line_token.txt",
+        f"file:{conf_dir / 'secrets' / 'line_token.txt'}",
+        "file:./secrets/../secrets/line_token.txt",
+    ):
+        result = _token_from(conf_dir, value)
+        assert isinstance(result, Desired), (value, result)
+        tokyo = next(o for o in result.of("account") if o.id == "line-tokyo")
+        assert tokyo.secrets == {"channel_secret": LINE_SECRET, "channel_access_token": LINE_TOKEN}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["file:../outside.txt", "file:secrets/../../outside.txt", "file:/etc/passwd", "file:../../../../etc/passwd"],
+)
+def test_file_secret_outside_the_folder_is_refused(conf_dir: Path, value: str) -> None:
+    given = value[5:]
+    assert _token_from(conf_dir, value) == [
+        f"accounts[0].secrets.channel_access_token: cannot read {given}: it is outside the configuration file's folder"
+    ]
+
+
+def test_file_secret_through_a_symlink_to_outside_is_refused(conf_dir: Path) -> None:
+    (conf_dir / "secrets" / "link.txt").symlink_to(conf_dir.parent / "outside.txt")
+    (conf_dir / "escape").symlink_to(conf_dir.parent)
+    for value in ("file:secrets/link.txt", "file:escape/outside.txt"):
+        assert _token_from(conf_dir, value) == [
+            f"accounts[0].secrets.channel_access_token: cannot read {value[5:]}: it is outside the configuration file's folder"
+        ]
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/proc/self/environ", "/dev/stdin"])
+def test_file_secret_from_a_device_or_proc_is_refused(conf_dir: Path, device: str) -> None:
+    found = _token_from(conf_dir, f"file:{device}")
+    assert isinstance(found, list) and len(found) == 1
+    assert found[0].startswith(f"accounts[0].secrets.channel_access_token: cannot read {device}: it is")
+
+
+def test_devices_and_proc_are_never_secret_files_even_from_a_folder_inside_them() -> None:
+    """Even a configuration kept in /dev's own tree would not read a device: /proc, /sys and /dev are never secret files."""
+    from switchboard.config import SecretFileError, read_secret_file
+
+    with pytest.raises(SecretFileError, match="not a regular file"):
+        read_secret_file(Path("/dev"), "zero")
+    with pytest.raises(SecretFileError, match="not a regular file"):
+        read_secret_file(Path("/proc/self"), "environ")
+
+
+def test_file_secret_from_a_fifo_is_refused_without_waiting_for_a_writer(conf_dir: Path) -> None:
+    import os
+    import threading
+
+    fifo = conf_dir / "secrets" / "pipe"
+    os.mkfifo(fifo)
+    found: list[Any] = []
+    worker = threading.Thread(target=lambda: found.append(_token_from(conf_dir, "file:secrets/pipe")), daemon=True)
+    worker.start()
+    worker.join(timeout=5)
+    if worker.is_alive():  # the bug: open() waits for a writer; be the writer so the thread can end
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(timeout=5)
+        pytest.fail("reading a FIFO secret blocked")
+    assert found == [["accounts[0].secrets.channel_access_token: cannot read secrets/pipe: it is not a regular file"]]
+
+
+def test_file_secret_over_the_size_cap_is_refused(conf_dir: Path) -> None:
+    from switchboard.config import MAX_SECRET_FILE_BYTES
+
+    (conf_dir / "secrets" / "big.json").write_bytes(b"a" * (MAX_SECRET_FILE_BYTES + 1))
+    (conf_dir / "secrets" / "fits.json").write_bytes(b"b" * MAX_SECRET_FILE_BYTES)
+    assert _token_from(conf_dir, "file:secrets/big.json") == [
+        "accounts[0].secrets.channel_access_token: cannot read secrets/big.json: it is larger than 64 KiB"
+    ]
+    fits = _token_from(conf_dir, "file:secrets/fits.json")
+    assert isinstance(fits, Desired)
+    tokyo = next(o for o in fits.of("account") if o.id == "line-tokyo")
+    assert tokyo.secrets is not None
+    assert tokyo.secrets["channel_access_token"] == "b" * MAX_SECRET_FILE_BYTES
+
+
+def test_file_secret_that_is_not_utf8_is_refused(conf_dir: Path) -> None:
+    (conf_dir / "secrets" / "binary.bin").write_bytes(b"\xff\xfe\x00secret")
+    assert _token_from(conf_dir, "file:secrets/binary.bin") == [
+        "accounts[0].secrets.channel_access_token: cannot read secrets/binary.bin: it is not UTF-8 text"
+    ]
+
+
+@pytest.mark.parametrize("minutes", [1, 15, 1440])
+def test_oauth2_link_minutes_is_accepted(base_dir: Path, minutes: int) -> None:
+    doc = full_config()
+    doc["auth_settings"][1]["link_minutes"] = minutes
+    result = run(doc, base_dir)
+    assert isinstance(result, Desired), result
+    oidc = next(o for o in result.of("auth_setting") if o.id == "apple-oidc")
+    assert oidc.doc["link_minutes"] == minutes
+
+
+@pytest.mark.parametrize("minutes", [0, -5, 1441, "15", 1.5, True, [15]])
+def test_oauth2_link_minutes_out_of_range_or_not_whole_is_refused(base_dir: Path, minutes: Any) -> None:
+    doc = full_config()
+    doc["auth_settings"][1]["link_minutes"] = minutes
+    assert errors(doc, base_dir) == ["auth_settings[1].link_minutes: must be a whole number from 1 to 1440"]
+
+
+def test_link_minutes_is_an_oauth2_option_only(base_dir: Path) -> None:
+    doc = full_config()
+    doc["auth_settings"][0]["link_minutes"] = 15
+    assert errors(doc, base_dir) == ["auth_settings[0].link_minutes: unknown setting"]
+
+
+@pytest.mark.parametrize("bad_id", ["tokyo\n", "a" * 65, "-dash", "has space", ""])
+def test_an_account_id_the_webhook_path_could_never_match_is_refused(base_dir: Path, bad_id: str) -> None:
+    # The edge answers 404 for any id outside the pattern (fullmatch); apply must not store one it would refuse.
+    doc = full_config()
+    doc["accounts"][0]["id"] = bad_id
+    assert any(e.startswith("accounts[0].id:") for e in errors(doc, base_dir)), errors(doc, base_dir)
