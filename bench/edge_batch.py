@@ -130,10 +130,10 @@ def run(events: int, customers: int, rounds: int, rtt: float) -> int:
     from switchboard.aws import clients
     from switchboard.aws.publisher import MAX_IN_FLIGHT, SqsPublisher
     from switchboard.aws.settings_store import DynamoSettings
-    from switchboard.channels.base import WebhookRequest
     from switchboard.channels.line import LineAdapter, sign
     from switchboard.observability import logger
     from switchboard.settings import account_from_dict
+    from switchboard.web import WebhookRequest
 
     logger.registered_handler.stream = open(os.devnull, "w")  # type: ignore[attr-defined]  # noqa: SIM115 - logs go where Lambda's would
     p = plan(ROOT / "template.yaml", stack="bench", endpoint=os.environ["AWS_ENDPOINT_URL"], visibility_timeout=30)

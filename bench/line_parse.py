@@ -54,9 +54,9 @@ def main() -> int:
 
     from linebot.v3.webhook import WebhookParser
 
-    from switchboard.channels.base import WebhookRequest
     from switchboard.channels.line import LineAdapter, sign
     from switchboard.settings import Account
+    from switchboard.web import WebhookRequest
 
     body = realistic_body()
     signature = sign(SECRET, body.encode("utf-8"))

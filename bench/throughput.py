@@ -142,9 +142,9 @@ def main() -> int:
         config = Path(home) / "bench.yaml"
         config.write_text(CONFIG)
         logging.disable(logging.WARNING)
-        from infra.local.stack import LocalStack
+        from infra.admin.local import configured_stack
 
-        stack = LocalStack(port=0, config=config, stack="switchboard-bench")
+        stack = configured_stack(config, stack="switchboard-bench")
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # apply's lines and the handlers' metric records
                 state: dict[str, Any] = stack.start()

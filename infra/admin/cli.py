@@ -106,7 +106,7 @@ def _target(args: argparse.Namespace) -> Resources:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
-    from infra.local.stack import run
+    from infra.admin.local import run
 
     return run(args.port, Path(args.config) if args.config else None)
 

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
+from infra.local.state import point_at_local, state_file
 from switchboard import safe_json
-
-
-def point_at_local(endpoint: str, region: str) -> None:
-    """Every boto3 client this process makes from now on talks to the local moto server."""
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
-    os.environ["AWS_DEFAULT_REGION"] = region
-    os.environ["AWS_REGION"] = region
-    os.environ["AWS_ACCESS_KEY_ID"] = "local"
-    os.environ["AWS_SECRET_ACCESS_KEY"] = "local"  # noqa: S105 - the local moto server accepts any credentials
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ.pop("AWS_SESSION_TOKEN", None)
 
 
 class TargetError(Exception):
@@ -67,8 +56,6 @@ class Resources:
 
     @classmethod
     def local(cls) -> Resources:
-        from infra.local.stack import state_file
-
         path = state_file()
         try:
             state = safe_json.loads(path.read_text())

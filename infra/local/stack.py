@@ -1,40 +1,28 @@
-"""``switchboard local``: the whole pipeline on this machine, no AWS account and no Docker.
+"""The local stack: the whole pipeline on this machine, no AWS account and no Docker.
 
 One process tree on 127.0.0.1: a moto server holding the template's tables, queues, bucket and the
 secrets; the gateway calling the edge handlers; and a worker per SQS event source calling the
-stages. It prints ``ready <gateway URL>`` once the configuration is applied, writes a state file so
-the ``switchboard`` command finds it, and stops cleanly on SIGINT or SIGTERM.
+stages. It writes a state file so the ``switchboard`` command finds it. The stack only runs: what
+is configured in it is the command's business (``infra.admin.local`` starts it, applies the
+configuration through the ``configure`` hook, then lets requests in).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import signal
 import socket
-import sys
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.admin.resources import point_at_local
+from infra.local.state import point_at_local, state_file, write_state
 from infra.local.template import create_resources, plan
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
-DEMO_CONFIG = Path(__file__).resolve().parent / "demo.yaml"
 VISIBILITY_TIMEOUT = 2  # seconds; five receives and a message is dead-lettered well inside a minute
-log = logging.getLogger("switchboard.local")
-
-
-def state_dir() -> Path:
-    return Path(os.environ.get("SWITCHBOARD_HOME") or Path.home() / ".switchboard")
-
-
-def state_file() -> Path:
-    return state_dir() / "local.json"
 
 
 def free_port() -> int:
@@ -46,8 +34,10 @@ def free_port() -> int:
 @dataclass
 class LocalStack:
     port: int = 3000
-    config: Path | None = None
     stack: str = "switchboard-local"
+    # Called with the state once the resources exist and before any request is let in: the command
+    # applies the configuration here, so "ready" means configured.
+    configure: Callable[[dict[str, Any]], None] | None = None
     moto_port: int = 0
     workers: list[Any] = field(default_factory=list)
 
@@ -64,16 +54,9 @@ class LocalStack:
         self._export_function_environment()
 
         state = self._state(endpoint, api_url="")
-        _write_state(state)
-        from infra.admin import apply as applier
-        from infra.admin.resources import Resources
-
-        resources = Resources.from_state(state)
-        code, lines = applier.apply_file(self.config or DEMO_CONFIG, resources, dry_run=False)
-        for line in lines:
-            print(line, flush=True)
-        if code == 2:
-            raise SystemExit(2)
+        write_state(state)
+        if self.configure is not None:
+            self.configure(state)
 
         from infra.local.gateway import Gateway, Route
         from infra.local.runtime import LocalFunction
@@ -102,7 +85,7 @@ class LocalStack:
         for worker in self.workers:
             worker.start()
         state = self._state(endpoint, api_url=f"http://127.0.0.1:{self.gateway.port}")
-        _write_state(state)
+        write_state(state)
         return state
 
     def stop(self) -> None:
@@ -149,39 +132,3 @@ class LocalStack:
             "stack": self.stack,
             "outputs": self.plan.outputs,
         }
-
-
-def _write_state(state: dict[str, Any]) -> None:
-    path = state_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(path)
-
-
-def run(port: int, config: Path | None) -> int:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request lines
-    stack = LocalStack(port=port, config=config)
-    stopped = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        state = stack.start()
-    except SystemExit as exc:
-        stack.stop()
-        return int(exc.code or 1)
-    except OSError as exc:
-        stack.stop()
-        print(f"switchboard local: {exc}", file=sys.stderr)
-        return 1
-    print(f"ready {state['api_url']}  (moto {state['endpoint_url']}; stop with Ctrl-C)", flush=True)
-    stopped.wait()
-    print("stopping", flush=True)
-    stack.stop()
-    print("stopped", flush=True)
-    return 0

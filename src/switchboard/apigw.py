@@ -11,7 +11,8 @@ import binascii
 from collections.abc import Callable
 from typing import Any
 
-from switchboard.channels.base import BadRequest, WebhookError, WebhookRequest, WebhookResponse
+from switchboard.errors import BadRequest, HttpError
+from switchboard.web import WebhookRequest, WebhookResponse
 
 
 def request(event: dict[str, Any]) -> WebhookRequest:
@@ -76,7 +77,7 @@ def serve(event: dict[str, Any], answer: Callable[[WebhookRequest], WebhookRespo
     the platform would retry."""
     try:
         parsed = request(event)
-    except WebhookError as refused:
+    except HttpError as refused:
         return response(refused.response())
     return response(answer(parsed))
 

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from switchboard import channels
 from switchboard.channels.base import FetchRequest
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Envelope
+from switchboard.errors import SecretMissing
 from switchboard.http_fetch import LazySecrets
 from switchboard.observability import logger
 from switchboard.ports import BlobStore, Fetched, Fetcher, FetchFailed, FetchTooLarge, SecretReader, SettingsReader
@@ -268,7 +269,7 @@ class AttachmentKeeper:
             attachment = kept[index]
             try:
                 request = adapter.attachment_request(attachment, account, secrets)
-            except KeyError as exc:  # the account's secret, or the key in it, is missing
+            except (KeyError, SecretMissing) as exc:  # the account's secret, or the key in it, is missing
                 kept[index] = self._failed(envelope, index, attachment, f"not fetched: {exc.args[0] if exc.args else exc}")
                 continue
             if request is None:

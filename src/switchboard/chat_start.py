@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from switchboard.channels.base import BadRequest, NotFound, PayloadTooLarge, WebhookError, WebhookRequest, WebhookResponse
 from switchboard.chat_auth import (
     AuthSettingError,
     ChatAuthError,
@@ -58,12 +57,14 @@ from switchboard.chat_auth.oauth import MAX_CODE_CHARS
 from switchboard.chat_auth.state import check as check_state
 from switchboard.conversations import Conversation, new_conversation_id
 from switchboard.envelope import Customer, Envelope, Identity
+from switchboard.errors import BadRequest, HttpError, NotFound, PayloadTooLarge, SecretMissing, StoreUnavailable
 from switchboard.observability import logger, metrics
-from switchboard.ports import ConversationReader, Publisher, SecretReader, SettingsReader, StoreUnavailable, UsedLinks
+from switchboard.ports import ConversationReader, Publisher, SecretReader, SettingsReader, UsedLinks
 from switchboard.safe_json import JsonError
 from switchboard.safe_json import loads as safe_loads
 from switchboard.secret_names import secret_name
 from switchboard.settings import AuthSetting, Widget, is_valid_id
+from switchboard.web import WebhookRequest, WebhookResponse
 
 MAX_CHAT_BODY_BYTES: Final = 64 * 1024  # a first message and a pre-chat survey, not an upload
 MAX_TEXT_CHARS: Final = 10_000
@@ -128,7 +129,7 @@ def start(request: WebhookRequest, deps: ChatDeps, correlation_id: str = "") -> 
     except ChatAuthError as refused:
         _log_refusal("chat start refused", refused, widget_id=shown)
         return WebhookResponse.json(refused.http_status, refused.to_body())
-    except WebhookError as refused:
+    except HttpError as refused:
         logger.warning("chat start refused", extra={"widget_id": shown, "status": refused.status, "error": refused.code})
         metrics.add_metric(name="ChatRefused", unit="Count", value=1)
         return refused.response()
@@ -247,8 +248,8 @@ def _client_secret(setting: AuthSetting, deps: ChatDeps) -> str:
     name = secret_name(deps.secrets_prefix, "auth_setting", setting.id)
     try:
         value = deps.secrets.get(name).get("client_secret")
-    except KeyError as exc:
-        raise ConfigurationFault(str(exc)) from None
+    except SecretMissing as exc:
+        raise ConfigurationFault(exc.message) from None
     if not isinstance(value, str) or not value:
         raise ConfigurationFault(f"secret {name} has no client_secret: apply the auth setting with secrets.client_secret")
     return value
@@ -308,7 +309,7 @@ def callback(request: WebhookRequest, deps: ChatDeps, correlation_id: str = "") 
     except ChatAuthError as refused:
         _log_refusal("sign-in refused", refused, auth_setting_id=shown)
         return _page(refused.http_status, "Sign-in failed", _callback_advice(refused), refused.code, as_json)
-    except WebhookError as refused:
+    except HttpError as refused:
         logger.warning("sign-in refused", extra={"auth_setting_id": shown, "status": refused.status, "error": refused.code})
         metrics.add_metric(name="SignInRefused", unit="Count", value=1)
         return _page(refused.status, "Sign-in failed", refused.message, refused.code, as_json)
@@ -392,8 +393,8 @@ def _state_key(deps: ChatDeps) -> bytes:
     name = secret_name(deps.secrets_prefix, "stack", SECRET_ID)
     try:
         return decode_key(deps.secrets.get(name))
-    except KeyError as exc:
-        raise ConfigurationFault(f"{exc.args[0] if exc.args else name}: run `switchboard apply` to create it") from None
+    except SecretMissing as exc:
+        raise ConfigurationFault(f"{exc.message}: run `switchboard apply` to create it") from None
     except ValueError as exc:
         raise ConfigurationFault(f"secret {name}: {exc}") from None
 

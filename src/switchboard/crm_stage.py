@@ -25,8 +25,8 @@ from typing import Any
 from switchboard.conversations import Conversation, CrmState
 from switchboard.crm.base import ConversationRef, CrmAdapter
 from switchboard.envelope import Envelope, EnvelopeError
+from switchboard.errors import ConfigurationError
 from switchboard.ports import ConversationStore, ProfileStore, SettingsReader
-from switchboard.route_stage import ConfigurationError
 from switchboard.settings import CrmSettings
 
 AdapterFactory = Callable[[CrmSettings], CrmAdapter]

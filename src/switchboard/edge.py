@@ -21,22 +21,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from switchboard.channels.base import (
+from switchboard.channels.base import ChannelAdapter
+from switchboard.envelope import Envelope
+from switchboard.errors import (
     BadRequest,
-    ChannelAdapter,
     Forbidden,
+    HttpError,
     NotFound,
     PayloadTooLarge,
+    SecretMissing,
+    StoreUnavailable,
     Unauthorized,
-    WebhookError,
-    WebhookRequest,
-    WebhookResponse,
 )
-from switchboard.envelope import Envelope
 from switchboard.observability import logger, metrics
-from switchboard.ports import Publisher, SecretReader, SettingsReader, StoreUnavailable
+from switchboard.ports import Publisher, SecretReader, SettingsReader
 from switchboard.secret_names import secret_name
 from switchboard.settings import Account, is_valid_id
+from switchboard.web import WebhookRequest, WebhookResponse
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB (interface section 2)
 # One event's envelope as SQS carries it (UTF-8 JSON). route stores it as one DynamoDB item (400 KB
@@ -70,7 +71,7 @@ def receive(adapter: ChannelAdapter, request: WebhookRequest, deps: EdgeDeps) ->
     logger.set_correlation_id(correlation_id)
     try:
         return _receive(adapter, request, deps, account_id, correlation_id)
-    except WebhookError as refused:
+    except HttpError as refused:
         return _refuse(adapter, account_id, refused)
     except StoreUnavailable as exc:
         logger.error(
@@ -93,7 +94,7 @@ def _receive(
     name = secret_name(deps.secrets_prefix, "account", account.id, account.channel)
     try:
         secrets = deps.secrets.get(name)
-    except KeyError:  # SecretMissing, or a reader written to the port's first contract (KeyError): never an adapter's
+    except SecretMissing:
         return _refuse(adapter, account.id, _unverifiable(request), missing_secret=name)
     missing = missing_secret(adapter, account, secrets)
     if missing is not None:
@@ -142,14 +143,14 @@ def check_sizes(envelopes: Sequence[Envelope]) -> None:
             raise PayloadTooLarge(f"event {index} is over {MAX_ENVELOPE_BYTES} bytes once normalised")
 
 
-def _unverifiable(request: WebhookRequest) -> WebhookError:
+def _unverifiable(request: WebhookRequest) -> HttpError:
     """What a request answers when the account's secret is not set: what a wrong secret answers."""
     if request.method.upper() == "GET":  # Facebook's subscription handshake: as a wrong verify token
         return Forbidden("hub.verify_token does not match this account's verify token")
     return Unauthorized("the request's signature does not match this account")
 
 
-def _refuse(adapter: ChannelAdapter, account_id: str, refused: WebhookError, **detail: str) -> WebhookResponse:
+def _refuse(adapter: ChannelAdapter, account_id: str, refused: HttpError, **detail: str) -> WebhookResponse:
     """The one log line (WARNING, ids shortened, no body or header) and the answer for a refused request."""
     logger.warning(
         "webhook refused",

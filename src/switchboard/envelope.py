@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from switchboard.errors import Permanent
+
 ENVELOPE_VERSION = 1
 
 # Message kinds as the interface names them (interface.md section 4).
@@ -19,8 +21,8 @@ KINDS = frozenset({"text", "image", "video", "audio", "file", "location", "stick
 UNSUPPORTED_TEXT = "Customer sent an unsupported message type"
 
 
-class EnvelopeError(ValueError):
-    """A message body that is not an envelope this code can read."""
+class EnvelopeError(Permanent, ValueError):
+    """A message body that is not an envelope this code can read: no retry can make it one."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from switchboard import apigw
 from switchboard.observability import logger, metrics
 
 if TYPE_CHECKING:
-    from switchboard.channels.base import WebhookRequest, WebhookResponse
+    from switchboard.web import WebhookRequest, WebhookResponse
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 

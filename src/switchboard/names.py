@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, replace
 
 from switchboard import channels, safe_json
 from switchboard.envelope import Envelope
+from switchboard.errors import SecretMissing, StoreUnavailable
 from switchboard.http_fetch import LazySecrets
 from switchboard.observability import logger
-from switchboard.ports import Fetcher, FetchFailed, ProfileStore, SecretReader, SettingsReader, StoreUnavailable
+from switchboard.ports import Fetcher, FetchFailed, ProfileStore, SecretReader, SettingsReader
 from switchboard.secret_names import secret_name
 
 DEFAULT_TTL_SECONDS = 24 * 3600
@@ -74,7 +75,11 @@ class NameLookup:
             name = adapter.profile_name(safe_json.loads(fetched.body))
         except FetchFailed as exc:  # names the URL without its query
             reason = f"{type(exc).__name__}: {exc}"
-        except (KeyError, StoreUnavailable) as exc:  # missing, or Secrets Manager not answering: names the secret, never a value
+        except (
+            KeyError,
+            SecretMissing,
+            StoreUnavailable,
+        ) as exc:  # missing, or Secrets Manager not answering: names the secret, never a value
             reason = f"secret unavailable: {exc.args[0] if exc.args else 'unknown'}"
         except ValueError:  # safe_json's JsonError: malformed, or nested deep enough to break json itself
             reason = "the profile answer is not JSON"

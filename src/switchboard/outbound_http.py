@@ -47,7 +47,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urljoin, urlsplit
 
-from switchboard import safe_json
+from switchboard import errors, safe_json
 
 if TYPE_CHECKING:
     from requests import Session
@@ -132,7 +132,7 @@ class Limits:
 # -- errors ------------------------------------------------------------------------------------------
 
 
-class OutboundError(Exception):
+class OutboundError(errors.SwitchboardError):
     """A call that produced no usable answer.
 
     ``reason`` says what went wrong without naming the URL; ``target`` is the redacted URL of the hop
@@ -149,13 +149,13 @@ class OutboundError(Exception):
         self.retry_after = retry_after
 
 
-class Retryable(OutboundError):
+class Retryable(OutboundError, errors.Retryable):
     """Another attempt later may succeed: a timeout, a failed connection, a 5xx, 408 or 429."""
 
     retryable = True
 
 
-class NotRetryable(OutboundError):
+class NotRetryable(OutboundError, errors.Permanent):
     """Another attempt will fail the same way: refused by policy, over a cap, or a 4xx."""
 
 

@@ -17,26 +17,12 @@ from switchboard.envelope import Envelope
 from switchboard.settings import Account, AuthSetting, CrmSettings, Widget, Workstream
 
 
-class StoreUnavailable(Exception):
-    """A store or queue refused or timed out: the caller answers 5xx or lets SQS retry."""
-
-
 class SettingsReader(Protocol):
     def account(self, account_id: str) -> Account | None: ...
     def workstream(self, workstream_id: str) -> Workstream | None: ...
     def widget(self, widget_id: str) -> Widget | None: ...
     def auth_setting(self, auth_setting_id: str) -> AuthSetting | None: ...
     def crm(self) -> CrmSettings: ...
-
-
-class SecretMissing(KeyError):
-    """No usable secret is stored under the name (absent, deleted, or not a JSON object).
-
-    A set-up error another delivery cannot fix, unlike :class:`StoreUnavailable`: the edge refuses
-    the request as it would a wrong signature instead of asking the platform to deliver again. A
-    KeyError so that readers written before it (which catch KeyError) keep working. The message
-    names the secret, never a value.
-    """
 
 
 class SecretReader(Protocol):

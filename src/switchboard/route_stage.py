@@ -15,16 +15,13 @@ from typing import TYPE_CHECKING, Any
 from switchboard import rules
 from switchboard.conversations import Conversation, facts, new_conversation_id
 from switchboard.envelope import Envelope
+from switchboard.errors import ConfigurationError
 from switchboard.ports import ConversationStore, Publisher, SettingsReader
 from switchboard.settings import Workstream
 
 if TYPE_CHECKING:
     from switchboard.attachments import AttachmentKeeper
     from switchboard.names import NameLookup
-
-
-class ConfigurationError(Exception):
-    """The settings this message needs are missing: it waits in the dead-letter queue, with this reason, until fixed."""
 
 
 @dataclass

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import requests
 
-from switchboard.channels.base import WebhookRequest
 from switchboard.channels.facebook import FacebookAdapter, sign_sha1, sign_sha256
 from switchboard.envelope import Envelope
 from switchboard.settings import Account
+from switchboard.web import WebhookRequest
 
 from ._stack import ROOT, Stack
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import requests
 
-from switchboard.channels.base import WebhookRequest
 from switchboard.channels.gbm import GbmAdapter, build_message
 from switchboard.envelope import Envelope
 from switchboard.settings import Account
+from switchboard.web import WebhookRequest
 
 from ._stack import ROOT, Stack
 

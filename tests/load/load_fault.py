@@ -263,8 +263,8 @@ def main() -> int:
 
     import yaml
 
+    from infra.admin.local import configured_stack
     from infra.local import faults
-    from infra.local.stack import LocalStack
 
     run = Run()
     with FakeCrm() as crm:
@@ -275,7 +275,7 @@ def main() -> int:
                 sort_keys=False,
             )
         )
-        stack = LocalStack(port=0, config=config, stack="switchboard-load")
+        stack = configured_stack(config, stack="switchboard-load")
         started = time.monotonic()
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # apply's lines and the handlers' log records

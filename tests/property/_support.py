@@ -25,11 +25,13 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 
 from switchboard import apigw, edge
-from switchboard.channels.base import ChannelAdapter, WebhookError, WebhookResponse
+from switchboard.channels.base import ChannelAdapter
 from switchboard.edge import EdgeDeps
 from switchboard.envelope import Envelope
+from switchboard.errors import HttpError, SecretMissing
 from switchboard.secret_names import secret_name
 from switchboard.settings import Account, AuthSetting, CrmSettings, Widget, Workstream
+from switchboard.web import WebhookResponse
 
 # -- profiles ---------------------------------------------------------------------------------------
 # The unit run tries a handful of cases per property so it stays fast; `make fuzz` selects the fuzz
@@ -96,7 +98,7 @@ class Secrets:
 
     def get(self, name: str) -> Mapping[str, Any]:
         if name not in self.values:
-            raise KeyError(f"secret {name} could not be read")
+            raise SecretMissing(f"secret {name} could not be read")
         return self.values[name]
 
 
@@ -231,7 +233,7 @@ def deliver(channel: Channel, event_: dict[str, Any], **options: Any) -> Outcome
     )
     try:
         request = apigw.request(event_)
-    except WebhookError as refused:
+    except HttpError as refused:
         return Outcome(refused.response(), publisher.published, publisher.calls)
     return Outcome(edge.receive(channel.adapter, request, deps), publisher.published, publisher.calls)
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from source_tree import parse as parse_source
 
 from infra.local.template import load
 
@@ -159,7 +160,7 @@ def parse(name: str) -> Module | None:
     path = module_path(name)
     if path is None:
         return None
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = parse_source(path)
     module = Module(name, path, tree)
     module.units.append(Unit(name, "", "module", list(_top_level(tree.body))))
     for stmt in tree.body:

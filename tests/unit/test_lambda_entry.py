@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from source_tree import parse
 
 from switchboard import lambda_entry
-from switchboard.channels.base import WebhookRequest, WebhookResponse
 from switchboard.observability import logger
+from switchboard.web import WebhookRequest, WebhookResponse
 
 ROOT = Path(__file__).resolve().parents[2]
 SIGNATURE = "c2lnbmF0dXJlLW9mLXRoZS1ib2R5LXNlY3JldA=="
@@ -98,7 +99,7 @@ def test_sqs_handler_never_logs_the_event(stdout_log: Log) -> None:
 @pytest.mark.parametrize("app", sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py")))
 def test_every_function_enters_through_the_wrapper(app: str) -> None:
     """Decorating a handler by hand is how the flags drifted; each function's handler is built by lambda_entry."""
-    tree = ast.parse((ROOT / "functions" / app / "app.py").read_text())
+    tree = parse(ROOT / "functions" / app / "app.py")
     decorated = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.decorator_list]
     assert decorated == []
     handler = [

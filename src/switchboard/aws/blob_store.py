@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from switchboard.aws.clients import client
-from switchboard.ports import StoreUnavailable
+from switchboard.errors import StoreUnavailable
 
 
 class S3BlobStore:

@@ -26,7 +26,7 @@ from typing import Any
 from switchboard.aws.clients import client
 from switchboard.conversations import Conversation, CrmState, Profile
 from switchboard.envelope import Envelope
-from switchboard.ports import StoreUnavailable
+from switchboard.errors import StoreUnavailable
 
 FAILURE_TTL_SECONDS = 14 * 24 * 3600  # as long as the dead-letter queues keep messages
 

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from switchboard.aws.clients import client
 from switchboard.envelope import Envelope
-from switchboard.ports import StoreUnavailable
+from switchboard.errors import StoreUnavailable
 
 BATCH: Final = 10  # SendMessageBatch's limit
 # SendMessageBatch also limits the sum of its bodies: 256 KiB for a queue created before SQS raised

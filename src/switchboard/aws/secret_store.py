@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from switchboard.aws.clients import client
-from switchboard.ports import SecretMissing, StoreUnavailable
+from switchboard.errors import SecretMissing, StoreUnavailable
 
 # Secrets Manager's answers for a secret that is not there to read: never created, or deleted (an
 # InvalidRequestException is what a secret scheduled for deletion answers to GetSecretValue).

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from typing import Any, Final
 
 from switchboard.aws.clients import client
-from switchboard.ports import StoreUnavailable
+from switchboard.errors import StoreUnavailable
 from switchboard.settings import (
     NO_CRM,
     Account,

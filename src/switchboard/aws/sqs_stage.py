@@ -30,6 +30,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from switchboard.aws.clients import client, env
 from switchboard.aws.conversation_store import DynamoFailureLog
 from switchboard.envelope import Envelope, EnvelopeError
+from switchboard.errors import Permanent, Retryable
 from switchboard.observability import logger, metrics
 
 IDEMPOTENCY_SECONDS = 8 * 24 * 3600  # longer than any platform redelivers (GBM: 7 days)
@@ -65,7 +66,7 @@ class _InProgressBound:
 
 def is_permanent(exc: BaseException) -> bool:
     """True for failures another attempt cannot fix."""
-    return isinstance(exc, EnvelopeError) or getattr(exc, "retryable", True) is False
+    return isinstance(exc, Permanent)
 
 
 def describe(exc: BaseException) -> str:
@@ -76,7 +77,7 @@ def describe(exc: BaseException) -> str:
 
 def retry_delay(exc: BaseException, receive_count: int, *, base: float, cap: float) -> int:
     """Seconds until the next attempt: what the outside party asked for, else an exponential backoff."""
-    asked = getattr(exc, "retry_after", None)
+    asked = exc.retry_after if isinstance(exc, Retryable) else None
     if isinstance(asked, int | float) and math.isfinite(asked):
         seconds = float(asked)
     else:

@@ -8,7 +8,6 @@ Adding a channel is one module here plus its tests and recorded payloads.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,90 +15,12 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from switchboard.envelope import Attachment, Envelope
+from switchboard.errors import HttpError
 from switchboard.settings import Account
+from switchboard.web import WebhookRequest, WebhookResponse
 
 
-@dataclass(frozen=True)
-class WebhookRequest:
-    """An HTTP request as the platform sent it. ``body`` is the raw bytes signatures are computed over."""
-
-    method: str
-    path: str
-    path_params: Mapping[str, str]
-    query: Mapping[str, str]
-    headers: Mapping[str, str]  # names lower-cased
-    body: bytes
-    request_id: str
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
-
-
-@dataclass(frozen=True)
-class WebhookResponse:
-    status: int
-    body: str
-    content_type: str = "application/json"
-
-    @classmethod
-    def json(cls, status: int, payload: object) -> WebhookResponse:
-        return cls(status, json.dumps(payload, separators=(",", ":")))
-
-    @classmethod
-    def text(cls, status: int, body: str) -> WebhookResponse:
-        return cls(status, body, "text/plain")
-
-
-class WebhookError(Exception):
-    """A request refused with a status and the interface's JSON error body.
-
-    ``message`` is shown to the caller: it must never contain a secret or a token.
-    """
-
-    status: ClassVar[int] = 400
-    code: ClassVar[str] = "bad_request"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code  # type: ignore[misc]
-
-    def response(self) -> WebhookResponse:
-        return WebhookResponse.json(self.status, {"error": self.code, "message": self.message})
-
-
-class BadRequest(WebhookError):
-    status = 400
-    code = "bad_request"
-
-
-class Unauthorized(WebhookError):
-    status = 401
-    code = "invalid_signature"
-
-
-class Forbidden(WebhookError):
-    status = 403
-    code = "forbidden"
-
-
-class NotFound(WebhookError):
-    status = 404
-    code = "not_found"
-
-
-class PayloadTooLarge(WebhookError):
-    status = 413
-    code = "payload_too_large"
-
-
-class NotImplementedYet(WebhookError):
-    status = 501
-    code = "not_implemented"
-
-
-def require_secret(secrets: Mapping[str, object], name: str, refusal: WebhookError) -> str:
+def require_secret(secrets: Mapping[str, object], name: str, refusal: HttpError) -> str:
     """The account's secret ``name``, or ``refusal`` raised when it is missing, empty or blank.
 
     An HMAC keyed with the empty string is a signature anyone can compute, and an empty stored token

@@ -45,19 +45,11 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from switchboard import safe_json
-from switchboard.channels.base import (
-    BadRequest,
-    ChannelAdapter,
-    FetchRequest,
-    Forbidden,
-    ParseResult,
-    Unauthorized,
-    WebhookRequest,
-    WebhookResponse,
-    require_secret,
-)
+from switchboard.channels.base import ChannelAdapter, FetchRequest, ParseResult, require_secret
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
+from switchboard.errors import BadRequest, Forbidden, Unauthorized
 from switchboard.settings import Account
+from switchboard.web import WebhookRequest, WebhookResponse
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 LEGACY_SIGNATURE_HEADER = "x-hub-signature"

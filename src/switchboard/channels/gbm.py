@@ -48,17 +48,11 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from switchboard import safe_json
-from switchboard.channels.base import (
-    BadRequest,
-    ChannelAdapter,
-    ParseResult,
-    Unauthorized,
-    WebhookRequest,
-    WebhookResponse,
-    require_secret,
-)
+from switchboard.channels.base import ChannelAdapter, ParseResult, require_secret
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
+from switchboard.errors import BadRequest, Unauthorized
 from switchboard.settings import Account
+from switchboard.web import WebhookRequest, WebhookResponse
 
 SIGNATURE_HEADER = "x-goog-signature"
 SIGNING_KEYS = ("client_token", "partner_key")

@@ -22,17 +22,11 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from switchboard import safe_json
-from switchboard.channels.base import (
-    BadRequest,
-    ChannelAdapter,
-    FetchRequest,
-    ParseResult,
-    Unauthorized,
-    WebhookRequest,
-    require_secret,
-)
+from switchboard.channels.base import ChannelAdapter, FetchRequest, ParseResult, require_secret
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
+from switchboard.errors import BadRequest, Unauthorized
 from switchboard.settings import Account
+from switchboard.web import WebhookRequest
 
 SIGNATURE_HEADER = "x-line-signature"
 DEFAULT_API_BASE_URL = "https://api.line.me"

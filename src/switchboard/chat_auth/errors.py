@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+from switchboard.errors import SwitchboardError
+
 ErrorCode = Literal[
     "missing_token",
     "token_expired",
@@ -46,7 +48,7 @@ ERROR_CODES: Final[frozenset[str]] = frozenset(
 )
 
 
-class ChatAuthError(Exception):
+class ChatAuthError(SwitchboardError):
     """The customer could not be authenticated; the interface answers it with HTTP 401."""
 
     http_status: int = 401

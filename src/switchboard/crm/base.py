@@ -13,23 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from switchboard.envelope import Customer, Envelope
+from switchboard.errors import Permanent, Retryable, SwitchboardError
 
 
-class CrmError(Exception):
+class CrmError(SwitchboardError):
     """A CRM call that failed. ``message`` carries the CRM's own status and text, never a credential."""
-
-    retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.status = status
 
 
-class CrmRetryable(CrmError):
+class CrmRetryable(CrmError, Retryable):
     """5xx, timeouts, connection errors: try again later."""
-
-    retryable = True
 
 
 class CrmRateLimited(CrmRetryable):
@@ -40,7 +36,7 @@ class CrmRateLimited(CrmRetryable):
         self.retry_after = retry_after
 
 
-class CrmAuthError(CrmError):
+class CrmAuthError(CrmError, Retryable):
     """Credentials refused even after one refresh.
 
     Retried with backoff rather than dead-lettered at once: the fix is a `switchboard apply`, and
@@ -49,10 +45,8 @@ class CrmAuthError(CrmError):
     with this reason like any other.
     """
 
-    retryable = True
 
-
-class CrmRejected(CrmError):
+class CrmRejected(CrmError, Permanent):
     """A validation error (other 4xx): retrying cannot help; dead-letter with the CRM's message."""
 
 

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from switchboard.crm.base import CrmAdapter
+from switchboard.errors import SecretMissing
 from switchboard.ports import SecretReader
 from switchboard.settings import CrmSettings
 
@@ -46,7 +47,7 @@ class AdapterCache:
     def adapter_for(self, settings: CrmSettings) -> CrmAdapter:
         try:
             secrets = self.secrets.get(self.secret_name)
-        except KeyError:
+        except SecretMissing:
             from switchboard.crm.registry import CrmConfigError
 
             # Retried by SQS: `apply` writes the secret before the settings, so this is a gap of seconds.

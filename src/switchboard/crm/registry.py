@@ -21,6 +21,7 @@ from switchboard.crm.salesforce import (
     SalesforceAdapter,
 )
 from switchboard.crm.zendesk import ZendeskAdapter
+from switchboard.errors import ConfigurationError
 from switchboard.outbound_http import Session
 from switchboard.settings import CrmSettings
 
@@ -52,8 +53,11 @@ OPTIONAL_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-class CrmConfigError(ValueError):
-    """Settings or secrets that cannot make an adapter; names the missing keys, never their values."""
+class CrmConfigError(ConfigurationError, ValueError):
+    """Settings or secrets that cannot make an adapter; names the missing keys, never their values.
+
+    Retried like any missing setting: `switchboard apply` writes the secret before the settings.
+    """
 
 
 def _missing(provider: str, settings: CrmSettings, secrets: Mapping[str, Any]) -> list[str]:

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from switchboard.channels.base import BadRequest, Forbidden, Unauthorized, WebhookRequest
 from switchboard.channels.facebook import FacebookAdapter, build_message, sign_sha1, sign_sha256
 from switchboard.envelope import UNSUPPORTED_TEXT, Envelope
+from switchboard.errors import BadRequest, Forbidden, Unauthorized
 from switchboard.settings import Account
+from switchboard.web import WebhookRequest
 
 TESTDATA = Path(__file__).resolve().parents[3] / "src" / "switchboard" / "channels" / "testdata" / "facebook"
 PAGE = "104123456789012"

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from switchboard.channels.base import BadRequest, Unauthorized, WebhookRequest
 from switchboard.channels.gbm import GbmAdapter, agent_name, build_message, sign
 from switchboard.envelope import Envelope
+from switchboard.errors import BadRequest, Unauthorized
 from switchboard.settings import Account
+from switchboard.web import WebhookRequest
 
 TESTDATA = Path(__file__).resolve().parents[3] / "src" / "switchboard" / "channels" / "testdata" / "gbm"
 CLIENT_TOKEN = "SJENCPGJESMGUFPY"

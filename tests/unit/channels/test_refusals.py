@@ -21,15 +21,7 @@ from typing import Any
 import pytest
 
 from switchboard import edge
-from switchboard.channels.base import (
-    ChannelAdapter,
-    Forbidden,
-    Unauthorized,
-    WebhookError,
-    WebhookRequest,
-    WebhookResponse,
-    require_secret,
-)
+from switchboard.channels.base import ChannelAdapter, require_secret
 from switchboard.channels.facebook import FacebookAdapter, build_message, sign_sha1, sign_sha256
 from switchboard.channels.gbm import GbmAdapter
 from switchboard.channels.gbm import build_message as build_gbm_message
@@ -38,8 +30,10 @@ from switchboard.channels.line import LineAdapter
 from switchboard.channels.line import sign as sign_line
 from switchboard.edge import EdgeDeps
 from switchboard.envelope import Envelope
+from switchboard.errors import Forbidden, HttpError, Unauthorized
 from switchboard.secret_names import secret_name
 from switchboard.settings import Account, AuthSetting, CrmSettings, Widget, Workstream
+from switchboard.web import WebhookRequest, WebhookResponse
 
 PREFIX = "switchboard/refusals"
 PAGE = "104123456789012"
@@ -199,7 +193,7 @@ def answer(call: Callable[[], object]) -> object:
     """What the adapter answered: its refusal's response, or whatever it returned (None: verified)."""
     try:
         return call()
-    except WebhookError as refused:
+    except HttpError as refused:
         return refused.response()
 
 

@@ -7,13 +7,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from switchboard.channels.base import WebhookRequest, WebhookResponse
 from switchboard.chat_auth import KeyStore
 from switchboard.chat_start import ChatDeps
 from switchboard.conversations import Conversation
 from switchboard.envelope import Customer, Envelope
-from switchboard.ports import StoreUnavailable
+from switchboard.errors import SecretMissing, StoreUnavailable
 from switchboard.settings import AuthSetting, Widget
+from switchboard.web import WebhookRequest, WebhookResponse
 
 from ._support import NOW
 
@@ -56,7 +56,7 @@ class FakeSecrets:
     def get(self, name: str) -> Mapping[str, Any]:
         self.reads.append(name)
         if name not in self.values:
-            raise KeyError(f"secret {name} could not be read")
+            raise SecretMissing(f"secret {name} could not be read")
         return self.values[name]
 
 

@@ -193,7 +193,7 @@ def test_missing_state_key_is_a_configuration_error(store: KeyStore) -> None:
 
 
 def test_store_unavailable_is_503(deps: ChatDeps) -> None:
-    from switchboard.ports import StoreUnavailable
+    from switchboard.errors import StoreUnavailable
 
     class Down:
         def get(self, conversation_id: str) -> None:

@@ -284,7 +284,7 @@ def test_a_sign_in_link_works_once_and_the_first_identity_stays(stack: Stack) ->
 
 def test_the_used_links_store_writes_once_and_reports_an_unusable_table(stack: Stack) -> None:
     from switchboard.aws.conversation_store import DynamoUsedLinks
-    from switchboard.ports import StoreUnavailable
+    from switchboard.errors import StoreUnavailable
 
     links = DynamoUsedLinks(stack.resources.conversations_table)
     assert links.mark_used("ab" * 32, expires_at=4_000_000_000) is True

@@ -22,6 +22,7 @@ from infra.admin.resources import Resources
 from switchboard.crm.factory import AdapterCache, fingerprint
 from switchboard.crm.registry import CrmConfigError, build_adapter
 from switchboard.crm.salesforce import SalesforceAdapter
+from switchboard.errors import SecretMissing
 from switchboard.settings import CrmSettings, crm_from_dict
 
 WRONG = {
@@ -164,7 +165,7 @@ class Secrets:
     def get(self, name: str) -> dict[str, Any]:
         self.reads += 1
         if self.value is None:
-            raise KeyError(name)
+            raise SecretMissing(name)
         return self.value
 
 

@@ -23,6 +23,7 @@ from switchboard.crm.base import CrmRateLimited, CrmRejected, CrmRetryable
 from switchboard.crm.factory import AdapterCache
 from switchboard.crm_stage import CrmDeps
 from switchboard.envelope import Customer, Envelope, Identity
+from switchboard.errors import SecretMissing
 from switchboard.settings import CrmSettings, crm_from_dict
 
 PROVIDERS = ("zendesk", "salesforce", "dynamics", "kustomer")
@@ -50,7 +51,7 @@ class Secrets:
 
     def get(self, name: str) -> dict[str, Any]:
         if name not in self.values:
-            raise KeyError(name)
+            raise SecretMissing(name)
         return self.values[name]
 
 

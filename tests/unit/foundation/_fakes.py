@@ -9,7 +9,7 @@ from typing import Any
 
 from switchboard.channels.line import sign
 from switchboard.envelope import Customer, Envelope
-from switchboard.ports import StoreUnavailable
+from switchboard.errors import SecretMissing, StoreUnavailable
 from switchboard.settings import NO_CRM, Account, AuthSetting, CrmSettings, Widget, Workstream
 
 PREFIX = "switchboard/test"
@@ -49,7 +49,7 @@ class FakeSecrets:
     def get(self, name: str) -> Mapping[str, Any]:
         self.reads.append(name)
         if name not in self.values:
-            raise KeyError(f"secret {name} could not be read")
+            raise SecretMissing(f"secret {name} could not be read")
         return self.values[name]
 
 

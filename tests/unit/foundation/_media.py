@@ -13,11 +13,11 @@ import boto3
 from switchboard import channels
 from switchboard.attachments import AttachmentKeeper
 from switchboard.aws.blob_store import S3BlobStore
-from switchboard.channels.base import WebhookRequest
 from switchboard.envelope import Envelope
 from switchboard.http_fetch import RequestsFetcher
 from switchboard.secret_names import secret_name
 from switchboard.settings import Account, Workstream
+from switchboard.web import WebhookRequest
 
 from ._fakes import LINE_SECRET, LINE_TOKEN, PREFIX, FakeSecrets, FakeSettings
 

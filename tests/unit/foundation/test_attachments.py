@@ -18,8 +18,8 @@ from switchboard import route_stage
 from switchboard.attachments import AttachmentKeeper, attachment_key
 from switchboard.aws.conversation_store import DynamoConversations
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Envelope
+from switchboard.errors import StoreUnavailable
 from switchboard.observability import logger
-from switchboard.ports import StoreUnavailable
 from switchboard.route_stage import RouteDeps
 
 from ._fakes import LINE_TOKEN, FakeSecrets, RecordingPublisher

@@ -9,7 +9,8 @@ from switchboard.aws.conversation_store import DynamoConversations
 from switchboard.crm.base import CrmAdapter
 from switchboard.crm_stage import CrmDeps
 from switchboard.envelope import Envelope, EnvelopeError
-from switchboard.route_stage import ConfigurationError, RouteDeps
+from switchboard.errors import ConfigurationError
+from switchboard.route_stage import RouteDeps
 from switchboard.settings import NO_CRM, Account, CrmSettings, Workstream
 
 from ._fakes import FakeSettings, RecordingPublisher, envelope

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from switchboard import apigw, edge
-from switchboard.channels.base import WebhookResponse
 from switchboard.channels.line import LineAdapter
 from switchboard.edge import EdgeDeps
 from switchboard.ports import Publisher
 from switchboard.secret_names import secret_name
 from switchboard.settings import Account
+from switchboard.web import WebhookResponse
 
 from ._fakes import (
     LINE_SECRET,
@@ -125,7 +125,7 @@ def test_base64_encoded_body_is_verified_over_its_decoded_bytes() -> None:
 def test_base64_flag_with_undecodable_body_is_400() -> None:
     event = api_event(b"x", {}, b64=False)
     event.update(body="%%%not base64%%%", isBase64Encoded=True)
-    from switchboard.channels.base import BadRequest
+    from switchboard.errors import BadRequest
 
     with pytest.raises(BadRequest):
         apigw.request(event)

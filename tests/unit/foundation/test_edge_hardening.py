@@ -25,17 +25,18 @@ from switchboard import apigw, edge, lambda_entry
 from switchboard.aws import clients
 from switchboard.aws.publisher import SqsPublisher
 from switchboard.aws.settings_store import DynamoSettings
-from switchboard.channels.base import ChannelAdapter, ParseResult, WebhookRequest, WebhookResponse
+from switchboard.channels.base import ChannelAdapter, ParseResult
 from switchboard.channels.facebook import FacebookAdapter, build_message, sign_sha256
 from switchboard.channels.gbm import GbmAdapter
 from switchboard.channels.gbm import sign as gbm_sign
 from switchboard.channels.line import LineAdapter, sign
 from switchboard.edge import MAX_ENVELOPE_BYTES, EdgeDeps
 from switchboard.envelope import Customer, Envelope
+from switchboard.errors import SecretMissing, StoreUnavailable
 from switchboard.observability import logger
-from switchboard.ports import SecretMissing, StoreUnavailable
 from switchboard.secret_names import secret_name
 from switchboard.settings import Account
+from switchboard.web import WebhookRequest, WebhookResponse
 
 from ._fakes import LINE_SECRET, LINE_TOKEN, PREFIX, FakeSettings, RecordingPublisher, line_body, line_event, signed_headers
 from .conftest import ROOT

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from switchboard.channels.base import BadRequest, Unauthorized, WebhookRequest
 from switchboard.channels.line import LineAdapter, sign
 from switchboard.envelope import UNSUPPORTED_TEXT, Envelope
+from switchboard.errors import BadRequest, Unauthorized
 from switchboard.settings import Account
+from switchboard.web import WebhookRequest
 
 TESTDATA = Path(__file__).resolve().parents[3] / "src" / "switchboard" / "channels" / "testdata" / "line"
 ALL_EVENTS = TESTDATA / "line_webhook_all_events_v3.json"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from switchboard.aws.conversation_store import DynamoConversations
-from switchboard.ports import StoreUnavailable
+from switchboard.errors import StoreUnavailable
 
 from ._fakes import FakeSecrets
 from ._media import T0

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from source_tree import parse
 
 from switchboard import outbound_http
 from switchboard.outbound_http import (
@@ -531,7 +532,7 @@ def test_limits_must_be_sane(bad: dict[str, Any]) -> None:
 
 
 def _imports_requests(path: Path) -> bool:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = parse(path)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import) and any(a.name == "requests" or a.name.startswith("requests.") for a in node.names):
             return True

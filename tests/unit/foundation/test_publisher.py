@@ -20,7 +20,7 @@ from switchboard.aws import publisher as publisher_module
 from switchboard.aws.publisher import BATCH, BATCH_BYTES, MAX_IN_FLIGHT, SqsPublisher, batches, deal
 from switchboard.edge import MAX_ENVELOPE_BYTES
 from switchboard.envelope import Envelope
-from switchboard.ports import StoreUnavailable
+from switchboard.errors import StoreUnavailable
 
 from ._fakes import envelope
 

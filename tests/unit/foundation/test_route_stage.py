@@ -8,7 +8,8 @@ import pytest
 
 from switchboard import route_stage
 from switchboard.aws.conversation_store import DynamoConversations
-from switchboard.route_stage import ConfigurationError, RouteDeps
+from switchboard.errors import ConfigurationError
+from switchboard.route_stage import RouteDeps
 from switchboard.settings import Account, Condition, Rule, Widget, Workstream
 
 from ._fakes import FakeSettings, RecordingPublisher, envelope

@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 
 from switchboard.aws import secret_store
 from switchboard.aws.secret_store import PowertoolsSecrets
-from switchboard.ports import SecretMissing, StoreUnavailable
+from switchboard.errors import Permanent, Retryable, SecretMissing, StoreUnavailable
 
 NAME = "switchboard/unit/account/line/line-tokyo"
 VALUE = "do-not-echo-4f3e2d1c"
@@ -31,7 +31,7 @@ def test_a_stored_json_object_is_returned(aws: None) -> None:
 def test_a_secret_never_created_is_secret_missing(aws: None) -> None:
     with pytest.raises(SecretMissing) as caught:
         PowertoolsSecrets(max_age=0).get(NAME)
-    assert isinstance(caught.value, KeyError)  # readers that catch KeyError keep working
+    assert isinstance(caught.value, Permanent)  # a set-up error: no redelivery can fix it
     assert NAME in str(caught.value)
     assert "ResourceNotFoundException" in str(caught.value)
 
@@ -71,7 +71,7 @@ def test_secrets_manager_failing_to_answer_is_store_unavailable_not_missing(
     monkeypatch.setattr(secret_store, "client", lambda service: stubbed(code))
     with pytest.raises(StoreUnavailable) as caught:
         PowertoolsSecrets(max_age=0).get(NAME)
-    assert not isinstance(caught.value, KeyError)
+    assert isinstance(caught.value, Retryable) and not isinstance(caught.value, SecretMissing)
     assert code in str(caught.value)
 
 
