@@ -9,11 +9,18 @@ retry, pace, or dead-letter without knowing any vendor.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from switchboard.envelope import Customer, Envelope
-from switchboard.errors import Permanent, Retryable, SwitchboardError
+from switchboard.errors import ConfigurationError, Permanent, Retryable, SwitchboardError
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from switchboard.outbound_http import Session
+    from switchboard.settings import CrmSettings
 
 
 class CrmError(SwitchboardError):
@@ -50,6 +57,13 @@ class CrmRejected(CrmError, Permanent):
     """A validation error (other 4xx): retrying cannot help; dead-letter with the CRM's message."""
 
 
+class CrmConfigError(ConfigurationError, ValueError):
+    """Settings or secrets that cannot make an adapter; names the missing keys, never their values.
+
+    Retried like any missing setting: `switchboard apply` writes the secret before the settings.
+    """
+
+
 @dataclass(frozen=True)
 class CrmNotice:
     """Something the admin should hear about although the call succeeded (a revoked credential).
@@ -82,8 +96,86 @@ class ConversationRef:
     priority: int | None
 
 
+# JSON Schema types a stored setting may have, as Python sees them once decoded (bool is not an integer here).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+    "object": (Mapping,),
+    "array": (list, tuple),
+    "null": (type(None),),
+}
+
+
+def _has_type(value: Any, schema: Mapping[str, Any]) -> bool:
+    declared = schema.get("type", "string" if "$ref" in schema else None)
+    if declared is None:
+        return True
+    names = [declared] if isinstance(declared, str) else list(declared)
+    for name in names:
+        if isinstance(value, _JSON_TYPES[name]) and not (name in ("integer", "number") and isinstance(value, bool)):
+            return True
+    return False
+
+
 class CrmAdapter(ABC):
+    """One CRM, declared for the configuration schema and built from the stored settings.
+
+    The class attributes are the CRM's whole description: the registry
+    (:mod:`switchboard.crm.registry`) lists the class, and the configuration schema, ``apply``'s
+    credential check, the benchmark and the tests read these, so adding a CRM is its module plus one
+    registry line. Settings follow the plug-in format: name -> JSON Schema with a ``description``
+    and, where there is one, a ``default``; URLs are ``{"$ref": "#/$defs/url"}``.
+    """
+
     provider: ClassVar[str]
+    label: ClassVar[str]
+    settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    required_settings: ClassVar[tuple[str, ...]] = ()
+    required_secrets: ClassVar[tuple[str, ...]] = ()
+    optional_secrets: ClassVar[tuple[str, ...]] = ()
+    # Secrets whose value is a non-empty list of secrets (several linked users' tokens).
+    list_secrets: ClassVar[tuple[str, ...]] = ()
+    # Extra JSON Schema applied to the whole CRM section (rules that tie one setting to another).
+    schema_rules: ClassVar[tuple[Mapping[str, Any], ...]] = ()
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: CrmSettings, secrets: Mapping[str, Any], *, session: Session | None = None) -> Self:
+        """Build the adapter from stored settings; :class:`CrmConfigError` names what is missing."""
+
+    @classmethod
+    def resolve_settings(cls, settings: CrmSettings, secrets: Mapping[str, Any]) -> dict[str, Any]:
+        """Every declared setting's value, defaults from :attr:`settings_schema` filled in.
+
+        ``apply`` validated the file against the same schema, but settings are also read back from
+        the table, perhaps written by an older version: what is missing or of the wrong type is
+        refused here by name (never by value) rather than failing somewhere inside a call.
+        """
+        missing = [f"secrets.{k}" for k in cls.required_secrets if not secrets.get(k)]
+        missing += [k for k in cls.required_settings if not settings.option(k)]
+        if missing:
+            raise CrmConfigError(f"crm ({cls.provider}) is missing: {', '.join(missing)}")
+        values: dict[str, Any] = {}
+        for name, schema in cls.settings_schema.items():
+            value = settings.options.get(name)
+            if name not in settings.options or (value is None and not _has_type(None, schema)):
+                value = schema.get("default")  # absent, or an empty entry an older version stored
+            elif not _has_type(value, schema):
+                raise CrmConfigError(f"crm ({cls.provider}) setting {name} must be of type {schema.get('type', 'string')}")
+            values[name] = value
+        return values
+
+    @staticmethod
+    def secret_list(secrets: Mapping[str, Any], name: str) -> list[str]:
+        """A :attr:`list_secrets` value as a list (a lone string, as older files stored it, is a list of one)."""
+        value = secrets.get(name)
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, Sequence):
+            return [str(v) for v in value if v]
+        raise CrmConfigError(f"secrets.{name} must be a list of strings")
 
     @abstractmethod
     def whoami(self) -> CrmUser:

@@ -17,13 +17,15 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser
 from switchboard.crm.http import CrmHttp, channel_identity, describe_message, subject_for, truncate
 from switchboard.envelope import Envelope
 from switchboard.outbound_http import Response, Session
+from switchboard.settings import CrmSettings
 
 DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
 API_PATH = "api/data/v9.2"
@@ -60,6 +62,35 @@ class _Token:
 
 class DynamicsAdapter(CrmAdapter):
     provider: ClassVar[str] = "dynamics"
+    label: ClassVar[str] = "Dynamics 365"
+    settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "org_url": {
+            "$ref": "#/$defs/url",
+            "description": "The environment's address, e.g. https://acme.crm.dynamics.com (also the token's audience).",
+        },
+        "tenant_id": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$",
+            "description": "The Microsoft Entra tenant (directory) id or domain that issues the application's token.",
+        },
+        "authority_url": {
+            "$ref": "#/$defs/url",
+            "default": DEFAULT_AUTHORITY_URL,
+            "description": "The token authority; another one only for a national cloud.",
+        },
+        "return_representation": {
+            "type": "boolean",
+            "default": False,
+            "description": "Ask Dataverse to answer writes with the record (Prefer: return=representation).",
+        },
+        "case_origin_code": {
+            "type": ["integer", "null"],
+            "default": None,
+            "description": "The Origin option value (caseorigincode) of new cases; null leaves the org's default.",
+        },
+    }
+    required_settings: ClassVar[tuple[str, ...]] = ("org_url", "tenant_id")
+    required_secrets: ClassVar[tuple[str, ...]] = ("client_id", "client_secret")
 
     def __init__(
         self,
@@ -83,6 +114,20 @@ class DynamicsAdapter(CrmAdapter):
         self._token: _Token | None = None
         self._me: CrmUser | None = None
         self.http = CrmHttp(self.provider, session=session, secrets=[client_secret])
+
+    @classmethod
+    def from_settings(cls, settings: CrmSettings, secrets: Mapping[str, Any], *, session: Session | None = None) -> Self:
+        values = cls.resolve_settings(settings, secrets)
+        return cls(
+            org_url=values["org_url"],
+            tenant_id=values["tenant_id"],
+            client_id=str(secrets["client_id"]),
+            client_secret=str(secrets["client_secret"]),
+            authority_url=values["authority_url"] or DEFAULT_AUTHORITY_URL,
+            return_representation=bool(values["return_representation"]),
+            case_origin_code=values["case_origin_code"],
+            session=session,
+        )
 
     # -- authentication ----------------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 Adapters differ in URLs and payloads, not in how a failed call should be treated. Keeping the
 classification (rate limit, retry, auth, rejection) and the redaction of credentials in one place
-means the crm stage sees the same error classes from every vendor, and a vendor's quirk (Salesforce
-reports its daily limit as a 403) is handled once. Calls are counted here because the benchmark
-reports CRM calls per conversation and only this layer sees every request.
+means the crm stage sees the same error classes from every vendor; a vendor that spells "slow down"
+another way than 429 (a daily limit reported as a 403) says so through ``rate_limited``. Calls are
+counted here because the benchmark reports CRM calls per conversation and only this layer sees
+every request.
 
 The transport limits are :mod:`switchboard.outbound_http`'s: connect and read timeouts, one overall
 deadline per call (headers included), a byte cap on answers, no redirects (a 3xx is classified like
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from switchboard import outbound_http
+from switchboard import channels, outbound_http
 from switchboard.crm.base import CrmAuthError, CrmError, CrmNotice, CrmRateLimited, CrmRejected, CrmRetryable
 from switchboard.envelope import UNSUPPORTED_TEXT, Envelope
 from switchboard.outbound_http import AddressPolicy, Limits, OutboundError, Response
@@ -43,9 +44,6 @@ CALL_DEADLINE = 20.0
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024  # a record or a search page is kilobytes; more is not an answer we use
 # Retry-After is optional on some 429s (Zendesk) and absent from Kustomer's window-based limit.
 DEFAULT_RETRY_AFTER = 30.0
-# Salesforce's REQUEST_LIMIT_EXCEEDED is a rolling 24 h allocation: hammering it every few seconds
-# only burns what frees up, so back off for minutes rather than seconds.
-SALESFORCE_LIMIT_RETRY_AFTER = 300.0
 MAX_RETRY_AFTER = outbound_http.MAX_RETRY_AFTER
 _MAX_VENDOR_TEXT = 500
 REDACTED = outbound_http.REDACTED
@@ -164,7 +162,8 @@ def vendor_error_text(response: Response) -> str:
     return text[:_MAX_VENDOR_TEXT] + ("..." if len(text) > _MAX_VENDOR_TEXT else "")
 
 
-def salesforce_error_codes(response: Response) -> set[str]:
+def error_codes(response: Response) -> set[str]:
+    """The ``errorCode`` of each item of an error body that is a list of errors."""
     body = _body_json(response)
     if isinstance(body, list):
         return {str(i.get("errorCode")) for i in body if isinstance(i, dict) and i.get("errorCode")}
@@ -172,6 +171,8 @@ def salesforce_error_codes(response: Response) -> set[str]:
 
 
 AuthHeaders = Callable[[], Mapping[str, str]]
+# A vendor's own "slow down" on a status other than 429: the seconds to wait, or None when it is not one.
+RateLimitRule = Callable[[Response], float | None]
 
 
 class CrmHttp:
@@ -180,7 +181,7 @@ class CrmHttp:
     ``auth`` produces the Authorization header(s) for a call; ``refresh`` (when the credential can
     be renewed) forgets the cached token so that the retried call after a 401 gets a fresh one.
     Static credentials (an API key) pass no ``refresh``: a second try cannot help, so a 401 is an
-    auth error at once.
+    auth error at once. ``rate_limited`` recognises a vendor's rate limit that is not a 429.
     """
 
     def __init__(
@@ -194,9 +195,11 @@ class CrmHttp:
         deadline: float = CALL_DEADLINE,
         max_bytes: int = MAX_RESPONSE_BYTES,
         default_retry_after: float = DEFAULT_RETRY_AFTER,
+        rate_limited: RateLimitRule | None = None,
         policy: AddressPolicy = outbound_http.TRUSTED,
     ) -> None:
         self.provider = provider
+        self.rate_limited = rate_limited
         self.client = outbound_http.Client(policy, session=session, user_agent="switchboard-crm/1")
         self.redact = Redactor(secrets)
         self.calls = CallCounter()
@@ -295,8 +298,8 @@ class CrmHttp:
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), default=self.default_retry_after)
             return CrmRateLimited(message, retry_after=retry_after, status=status)
-        if status == 403 and "REQUEST_LIMIT_EXCEEDED" in salesforce_error_codes(response):
-            return CrmRateLimited(message, retry_after=SALESFORCE_LIMIT_RETRY_AFTER, status=status)
+        if self.rate_limited is not None and (wait := self.rate_limited(response)) is not None:
+            return CrmRateLimited(message, retry_after=wait, status=status)
         if status >= 500 or status in (408, 409):
             # 409 is Zendesk's concurrent-update conflict and Kustomer's conflict: a retry resolves it.
             return CrmRetryable(message, status=status)
@@ -325,11 +328,22 @@ def _path(url: str) -> str:
 # ----------------------------------------------------------------------------------------------
 # Helpers the adapters share for what they write (not HTTP, but identical across vendors).
 
-_CHANNEL_LABELS = {"line": "LINE", "facebook": "Facebook Messenger", "gbm": "Google Business Messages", "chat": "web chat"}
+
+def channel_info(channel: str) -> channels.ChannelInfo | None:
+    """What the channel declares about itself (label, medium); None for a channel no module registers.
+
+    CRM code never names a channel: whatever a CRM shows per channel is read from here.
+    """
+    try:
+        return channels.info(channel)
+    except KeyError:  # channels.UnknownChannel
+        return None
 
 
 def channel_label(channel: str) -> str:
-    return _CHANNEL_LABELS.get(channel, channel)
+    """How agents see the channel named ("LINE", "Facebook Messenger"); an unregistered one by its name."""
+    info = channel_info(channel)
+    return info.label if info is not None else channel
 
 
 def channel_identity(channel: str, account_id: str, customer_id: str) -> str:
@@ -362,10 +376,10 @@ def describe_message(envelope: Envelope) -> str:
 
 def summarise(text: str, limit: int) -> str:
     """A single line of at most ``limit`` characters, for subjects and titles."""
-    line = " ".join(text.split())
-    if len(line) <= limit:
-        return line
-    return line[: max(limit - 1, 0)].rstrip() + "\u2026"
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    return flat[: max(limit - 1, 0)].rstrip() + "\u2026"
 
 
 def subject_for(channel: str, envelope: Envelope, limit: int) -> str:

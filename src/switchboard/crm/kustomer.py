@@ -14,18 +14,21 @@ The look-up paths ``customers/externalId=...`` (documented) and ``conversations/
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
-from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser
-from switchboard.crm.http import CrmHttp, channel_identity, describe_message, subject_for, truncate
+from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmConfigError, CrmRejected, CrmUser
+from switchboard.crm.http import CrmHttp, channel_identity, channel_info, describe_message, subject_for, truncate
 from switchboard.envelope import Envelope
 from switchboard.outbound_http import Response, Session
+from switchboard.settings import CrmSettings
 
 APP_NAME = "switchboard"
-# Kustomer's message channels are a closed list (email, sms, chat, facebook, twitter-dm, ...):
-# platforms without their own entry are recorded as chat, the closest kind of conversation.
-DEFAULT_CHANNEL_MAP: Mapping[str, str] = {"facebook": "facebook", "chat": "chat", "line": "chat", "gbm": "chat"}
+# Kustomer's message channels are a closed list. A channel's declared medium (its generic kind:
+# chat, facebook, whatsapp, ...) is recorded as the Kustomer channel of the same name; a medium
+# Kustomer has no channel for is recorded as chat, the closest kind of conversation.
+KUSTOMER_CHANNELS = frozenset({"email", "sms", "chat", "facebook", "instagram", "whatsapp", "twitter-dm", "voice"})
+FALLBACK_CHANNEL = "chat"
 NAME_LIMIT = 200
 PREVIEW_LIMIT = 4000
 
@@ -53,8 +56,37 @@ def _token_user_id(body: dict[str, Any]) -> str | None:
     return None
 
 
+def kustomer_channel(channel: str, channel_map: Mapping[str, str]) -> str:
+    """The Kustomer channel a message from ``channel`` is recorded under: the admin's map first, then the medium."""
+    mapped = channel_map.get(channel)
+    if mapped:
+        return mapped
+    info = channel_info(channel)
+    return info.medium if info is not None and info.medium in KUSTOMER_CHANNELS else FALLBACK_CHANNEL
+
+
 class KustomerAdapter(CrmAdapter):
     provider: ClassVar[str] = "kustomer"
+    label: ClassVar[str] = "Kustomer"
+    settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "base_url": {
+            "$ref": "#/$defs/url",
+            "description": "The organisation's API address, e.g. https://acme.api.kustomerapp.com (a trailing /v1 is ignored).",
+        },
+        "channel_map": {
+            "type": "object",
+            "propertyNames": {"$ref": "#/$defs/id"},
+            "additionalProperties": {"type": "string", "minLength": 1},
+            "default": {},
+            "description": (
+                "Switchboard channel name -> the Kustomer channel its messages are recorded under "
+                f"({', '.join(sorted(KUSTOMER_CHANNELS))}, ...). Channels not listed use their medium "
+                "when Kustomer has a channel of that name, otherwise chat."
+            ),
+        },
+    }
+    required_settings: ClassVar[tuple[str, ...]] = ("base_url",)
+    required_secrets: ClassVar[tuple[str, ...]] = ("api_key",)
 
     def __init__(
         self,
@@ -65,10 +97,23 @@ class KustomerAdapter(CrmAdapter):
         session: Session | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
-        self.channel_map = {**DEFAULT_CHANNEL_MAP, **(channel_map or {})}
+        self.channel_map = dict(channel_map or {})
         self._api_key = api_key
         self._me: CrmUser | None = None
         self.http = CrmHttp(self.provider, session=session, secrets=[api_key], default_retry_after=60.0)
+
+    @classmethod
+    def from_settings(cls, settings: CrmSettings, secrets: Mapping[str, Any], *, session: Session | None = None) -> Self:
+        values = cls.resolve_settings(settings, secrets)
+        channel_map = values["channel_map"] or {}
+        if not isinstance(channel_map, Mapping):
+            raise CrmConfigError("crm.channel_map must be a mapping of channel to Kustomer channel")
+        return cls(
+            base_url=values["base_url"],
+            api_key=str(secrets["api_key"]),
+            channel_map={str(k): str(v) for k, v in channel_map.items()},
+            session=session,
+        )
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}
@@ -162,7 +207,7 @@ class KustomerAdapter(CrmAdapter):
     def _record(self, conversation: ConversationRef, *, contact_id: str, conversation_id: str, message: Envelope) -> None:
         body: dict[str, Any] = {
             "conversation": conversation_id,
-            "channel": self.channel_map.get(conversation.channel, "chat"),
+            "channel": kustomer_channel(conversation.channel, self.channel_map),
             "app": APP_NAME,
             "direction": "in",
             "preview": truncate(describe_message(message), PREVIEW_LIMIT),

@@ -1,127 +1,61 @@
-"""From stored CRM settings plus their secrets to a ready adapter (interface section 3).
+"""The one list of CRMs: provider name -> the adapter class that declares and implements it.
 
-The config validator reads ``REQUIRED_SECRETS``/``REQUIRED_OPTIONS`` so that a file missing a CRM
-field is rejected with the field's path before anything is written; ``build_adapter`` re-checks
-because settings can also arrive from the table, written by an older version.
+Everything that needs to know which CRMs exist reads this table: the configuration schema (from
+each class's ``settings_schema`` and secrets), ``apply``'s credential check, the crm_writer's
+adapter cache, the benchmark and the tests. Adding a CRM is its module plus one line here.
+Classes are imported on first use, so a process loads only the CRM it is configured for.
+
+"none" is the core's "no CRM" setting, not a plug-in, so it is not listed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import importlib
+from collections.abc import Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from switchboard.crm.base import CrmAdapter
-from switchboard.crm.dynamics import DEFAULT_AUTHORITY_URL, DynamicsAdapter
-from switchboard.crm.kustomer import KustomerAdapter
-from switchboard.crm.salesforce import (
-    DEFAULT_API_VERSION,
-    DEFAULT_CASE_ID_FIELD,
-    DEFAULT_CONTACT_ID_FIELD,
-    DEFAULT_LOGIN_URL,
-    SalesforceAdapter,
-)
-from switchboard.crm.zendesk import ZendeskAdapter
-from switchboard.errors import ConfigurationError
-from switchboard.outbound_http import Session
-from switchboard.settings import CrmSettings
+from switchboard.crm.base import CrmAdapter, CrmConfigError
 
-REQUIRED_SECRETS: dict[str, tuple[str, ...]] = {
-    "zendesk": ("api_token",),
-    "salesforce": ("client_id", "client_secret", "refresh_tokens"),
-    "dynamics": ("client_id", "client_secret"),
-    "kustomer": ("api_key",),
-}
+if TYPE_CHECKING:
+    from switchboard.outbound_http import Session
+    from switchboard.settings import CrmSettings
 
-REQUIRED_OPTIONS: dict[str, tuple[str, ...]] = {
-    "zendesk": ("base_url", "email"),
-    "salesforce": ("login_url", "org_id"),
-    "dynamics": ("org_url", "tenant_id"),
-    "kustomer": ("base_url",),
-}
+__all__ = ["PROVIDERS", "CrmConfigError", "UnknownProvider", "adapter_class", "build_adapter", "names"]
 
-# Optional settings and their defaults, for validators and `export` to show.
-OPTIONAL_OPTIONS: dict[str, dict[str, Any]] = {
-    "zendesk": {},
-    "salesforce": {
-        "api_version": DEFAULT_API_VERSION,
-        "contact_external_id_field": DEFAULT_CONTACT_ID_FIELD,
-        "case_external_id_field": DEFAULT_CASE_ID_FIELD,
-        "case_origin": "Web",
-    },
-    "dynamics": {"authority_url": DEFAULT_AUTHORITY_URL, "return_representation": False, "case_origin_code": None},
-    "kustomer": {"channel_map": {}},
+PROVIDERS: dict[str, str] = {
+    "zendesk": "switchboard.crm.zendesk:ZendeskAdapter",
+    "salesforce": "switchboard.crm.salesforce:SalesforceAdapter",
+    "dynamics": "switchboard.crm.dynamics:DynamicsAdapter",
+    "kustomer": "switchboard.crm.kustomer:KustomerAdapter",
 }
 
 
-class CrmConfigError(ConfigurationError, ValueError):
-    """Settings or secrets that cannot make an adapter; names the missing keys, never their values.
+class UnknownProvider(CrmConfigError):
+    """A provider no module registers: an error, never a guess at another CRM."""
 
-    Retried like any missing setting: `switchboard apply` writes the secret before the settings.
-    """
-
-
-def _missing(provider: str, settings: CrmSettings, secrets: Mapping[str, Any]) -> list[str]:
-    missing = [f"secrets.{k}" for k in REQUIRED_SECRETS[provider] if not secrets.get(k)]
-    missing += [k for k in REQUIRED_OPTIONS[provider] if not settings.option(k)]
-    return missing
+    def __init__(self, provider: str) -> None:
+        super().__init__(f"no CRM adapter for provider {provider!r} (known: {', '.join(names())})")
+        self.provider = provider
 
 
-def _str(value: Any) -> str:
-    return str(value)
+def names() -> list[str]:
+    """Every registered CRM, in registration order."""
+    return list(PROVIDERS)
 
 
-def _tokens(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Sequence):
-        return [str(v) for v in value if v]
-    raise CrmConfigError("secrets.refresh_tokens must be a list of strings")
+@cache
+def adapter_class(provider: str) -> type[CrmAdapter]:
+    """The adapter class registered under ``provider``, imported on first use."""
+    try:
+        target = PROVIDERS[provider]
+    except KeyError:
+        raise UnknownProvider(provider) from None
+    module_name, _, class_name = target.partition(":")
+    cls: type[CrmAdapter] = getattr(importlib.import_module(module_name), class_name)
+    return cls
 
 
 def build_adapter(settings: CrmSettings, secrets: Mapping[str, Any], *, session: Session | None = None) -> CrmAdapter:
-    provider = settings.provider
-    if provider not in REQUIRED_SECRETS:
-        raise CrmConfigError(f"no CRM adapter for provider {provider!r}")
-    missing = _missing(provider, settings, secrets)
-    if missing:
-        raise CrmConfigError(f"crm ({provider}) is missing: {', '.join(missing)}")
-    opt = settings.option
-    if provider == "zendesk":
-        return ZendeskAdapter(
-            base_url=_str(opt("base_url")), email=_str(opt("email")), api_token=_str(secrets["api_token"]), session=session
-        )
-    if provider == "salesforce":
-        return SalesforceAdapter(
-            client_id=_str(secrets["client_id"]),
-            client_secret=_str(secrets["client_secret"]),
-            refresh_tokens=_tokens(secrets["refresh_tokens"]),
-            login_url=_str(opt("login_url", DEFAULT_LOGIN_URL)),
-            api_version=_str(opt("api_version", DEFAULT_API_VERSION)),
-            org_id=_str(opt("org_id")) if opt("org_id") else None,
-            # The configuration file names them *_external_id_field (config.CRM_PROVIDERS).
-            contact_id_field=_str(opt("contact_external_id_field") or DEFAULT_CONTACT_ID_FIELD),
-            case_id_field=_str(opt("case_external_id_field") or DEFAULT_CASE_ID_FIELD),
-            case_origin=opt("case_origin", OPTIONAL_OPTIONS["salesforce"]["case_origin"]),
-            session=session,
-        )
-    if provider == "dynamics":
-        origin = opt("case_origin_code")
-        return DynamicsAdapter(
-            org_url=_str(opt("org_url")),
-            tenant_id=_str(opt("tenant_id")),
-            client_id=_str(secrets["client_id"]),
-            client_secret=_str(secrets["client_secret"]),
-            authority_url=_str(opt("authority_url") or DEFAULT_AUTHORITY_URL),
-            return_representation=bool(opt("return_representation", False)),
-            case_origin_code=int(origin) if origin is not None else None,
-            session=session,
-        )
-    channel_map = opt("channel_map") or {}
-    if not isinstance(channel_map, Mapping):
-        raise CrmConfigError("crm.channel_map must be a mapping of channel to Kustomer channel")
-    return KustomerAdapter(
-        base_url=_str(opt("base_url")),
-        api_key=_str(secrets["api_key"]),
-        channel_map={str(k): str(v) for k, v in channel_map.items()},
-        session=session,
-    )
+    """The adapter for the stored settings; :class:`CrmConfigError` names what is missing or unknown."""
+    return adapter_class(settings.provider).from_settings(settings, secrets, session=session)

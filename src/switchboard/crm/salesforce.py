@@ -14,21 +14,25 @@ admin has to re-link the revoked user even though calls keep succeeding.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
-from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmNotice, CrmRejected, CrmUser
-from switchboard.crm.http import CrmHttp, channel_identity, describe_message, subject_for, truncate
+from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmConfigError, CrmNotice, CrmRejected, CrmUser
+from switchboard.crm.http import CrmHttp, channel_identity, describe_message, error_codes, subject_for, truncate
 from switchboard.envelope import Envelope
 from switchboard.outbound_http import Response, Session
+from switchboard.settings import CrmSettings
 
 DEFAULT_API_VERSION = "59.0"
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 DEFAULT_CONTACT_ID_FIELD = "Switchboard_Identity__c"
 DEFAULT_CASE_ID_FIELD = "Switchboard_Conversation_Id__c"
 DEFAULT_CASE_ORIGIN = "Web"
+# REQUEST_LIMIT_EXCEEDED (a 403) is a rolling 24 h allocation: hammering it every few seconds only
+# burns what frees up, so back off for minutes rather than seconds.
+LIMIT_RETRY_AFTER = 300.0
 SUBJECT_LIMIT = 255
 DESCRIPTION_LIMIT = 32000
 COMMENT_LIMIT = 4000
@@ -36,6 +40,8 @@ COMMENT_LIMIT = 4000
 _TOKEN_REFUSED = frozenset({"invalid_grant", "inactive_user"})
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+# API names of custom fields: they are a path segment of the upsert URL, so nothing else gets through.
+_FIELD_NAME = "^[A-Za-z][A-Za-z0-9_]{0,79}$"
 
 
 def normalise_org_id(value: str) -> str:
@@ -62,6 +68,13 @@ def normalise_org_id(value: str) -> str:
     return "".join(chars)
 
 
+def daily_limit(response: Response) -> float | None:
+    """Salesforce reports its API request limit as a 403, not a 429: still a wait, not a rejection."""
+    if response.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in error_codes(response):
+        return LIMIT_RETRY_AFTER
+    return None
+
+
 @dataclass(frozen=True)
 class _Session:
     access_token: str
@@ -73,6 +86,47 @@ class _Session:
 
 class SalesforceAdapter(CrmAdapter):
     provider: ClassVar[str] = "salesforce"
+    label: ClassVar[str] = "Salesforce"
+    settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "login_url": {
+            "$ref": "#/$defs/url",
+            "description": (
+                f"Where the refresh tokens are exchanged: {DEFAULT_LOGIN_URL}, https://test.salesforce.com "
+                "for a sandbox, or the org's My Domain address."
+            ),
+        },
+        "org_id": {
+            "type": "string",
+            "pattern": _RECORD_ID.pattern,
+            "description": "The org's id (15 or 18 characters, 00D...): a token of another org is refused.",
+        },
+        "api_version": {
+            "type": "string",
+            "pattern": "^v?[0-9]{1,3}\\.[0-9]$",
+            "default": DEFAULT_API_VERSION,
+            "description": "The REST API version, e.g. 59.0.",
+        },
+        "contact_external_id_field": {
+            "type": "string",
+            "pattern": _FIELD_NAME,
+            "default": DEFAULT_CONTACT_ID_FIELD,
+            "description": "The Contact's external-id field holding the channel identity (the contact upsert's key).",
+        },
+        "case_external_id_field": {
+            "type": "string",
+            "pattern": _FIELD_NAME,
+            "default": DEFAULT_CASE_ID_FIELD,
+            "description": "The Case's external-id field holding the conversation id (the case upsert's key).",
+        },
+        "case_origin": {
+            "type": ["string", "null"],
+            "default": DEFAULT_CASE_ORIGIN,
+            "description": "The Case Origin picklist value of new cases; null leaves the org's default.",
+        },
+    }
+    required_settings: ClassVar[tuple[str, ...]] = ("login_url", "org_id")
+    required_secrets: ClassVar[tuple[str, ...]] = ("client_id", "client_secret", "refresh_tokens")
+    list_secrets: ClassVar[tuple[str, ...]] = ("refresh_tokens",)
 
     def __init__(
         self,
@@ -107,9 +161,31 @@ class SalesforceAdapter(CrmAdapter):
         self._session: _Session | None = None
         # Every linked admin a token has named: an owner that is one of them means "the linked admin".
         self._admin_ids: set[str] = set()
-        self.http = CrmHttp(self.provider, session=session, secrets=[client_secret, *tokens])
+        self.http = CrmHttp(self.provider, session=session, secrets=[client_secret, *tokens], rate_limited=daily_limit)
         self.notices: list[CrmNotice] = []
         self._on_notice = on_notice
+
+    @classmethod
+    def from_settings(cls, settings: CrmSettings, secrets: Mapping[str, Any], *, session: Session | None = None) -> Self:
+        values = cls.resolve_settings(settings, secrets)
+        tokens = cls.secret_list(secrets, "refresh_tokens")
+        if not tokens:
+            raise CrmConfigError(f"crm ({cls.provider}) is missing: secrets.refresh_tokens")
+        try:
+            return cls(
+                client_id=str(secrets["client_id"]),
+                client_secret=str(secrets["client_secret"]),
+                refresh_tokens=tokens,
+                login_url=values["login_url"],
+                api_version=values["api_version"] or DEFAULT_API_VERSION,
+                org_id=values["org_id"],
+                contact_id_field=values["contact_external_id_field"] or DEFAULT_CONTACT_ID_FIELD,
+                case_id_field=values["case_external_id_field"] or DEFAULT_CASE_ID_FIELD,
+                case_origin=values["case_origin"],
+                session=session,
+            )
+        except ValueError as exc:  # an org id that is not 15 or 18 letters and digits; the message names no secret
+            raise CrmConfigError(f"crm ({cls.provider}) org_id: {exc}") from None
 
     # -- notices -----------------------------------------------------------------------------
 

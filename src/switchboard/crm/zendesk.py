@@ -10,12 +10,14 @@ for the ticket by its ``external_id``, the conversation id.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Self
 
 from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser
 from switchboard.crm.http import CrmHttp, basic_auth_value, channel_identity, describe_message, subject_for
 from switchboard.envelope import Envelope
 from switchboard.outbound_http import Response, Session
+from switchboard.settings import CrmSettings
 
 SUBJECT_LIMIT = 150
 IDEMPOTENCY_KEY_LIMIT = 255
@@ -35,6 +37,20 @@ def _zendesk_id(value: str) -> int | str:
 
 class ZendeskAdapter(CrmAdapter):
     provider: ClassVar[str] = "zendesk"
+    label: ClassVar[str] = "Zendesk"
+    settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "base_url": {
+            "$ref": "#/$defs/url",
+            "description": "The Zendesk Support address, e.g. https://acme.zendesk.com (a trailing /api/v2 is ignored).",
+        },
+        "email": {
+            "type": "string",
+            "pattern": "^[^@\\s/]+@[^@\\s/]+$",
+            "description": "The email of the agent whose API token this is; records are written as this agent.",
+        },
+    }
+    required_settings: ClassVar[tuple[str, ...]] = ("base_url", "email")
+    required_secrets: ClassVar[tuple[str, ...]] = ("api_token",)
 
     def __init__(
         self,
@@ -51,6 +67,11 @@ class ZendeskAdapter(CrmAdapter):
         self.http = CrmHttp(self.provider, session=session, secrets=[api_token])
         self.http.redact.add_basic(*self._auth)
         self._me: CrmUser | None = None
+
+    @classmethod
+    def from_settings(cls, settings: CrmSettings, secrets: Mapping[str, Any], *, session: Session | None = None) -> Self:
+        values = cls.resolve_settings(settings, secrets)
+        return cls(base_url=values["base_url"], email=values["email"], api_token=str(secrets["api_token"]), session=session)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": basic_auth_value(*self._auth)}

@@ -19,7 +19,6 @@ from switchboard.crm.http import (
     CONNECT_TIMEOUT,
     DEFAULT_RETRY_AFTER,
     READ_TIMEOUT,
-    SALESFORCE_LIMIT_RETRY_AFTER,
     CrmHttp,
     describe_message,
     parse_retry_after,
@@ -114,12 +113,6 @@ def test_classification() -> None:
     http = CrmHttp("test")
     limited = http.classify("GET", URL, _response(429, "slow down", "text/plain"))
     assert isinstance(limited, CrmRateLimited) and limited.retry_after == DEFAULT_RETRY_AFTER
-    sf_limit = http.classify(
-        "GET", URL, _response(403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
-    )
-    assert (
-        isinstance(sf_limit, CrmRateLimited) and sf_limit.retry_after == SALESFORCE_LIMIT_RETRY_AFTER and sf_limit.status == 403
-    )
     assert type(http.classify("GET", URL, _response(503, "down", "text/html"))) is CrmRetryable
     assert type(http.classify("GET", URL, _response(409, {"error": "conflict"}))) is CrmRetryable
     assert type(http.classify("GET", URL, _response(401, {"error": "nope"}))) is CrmAuthError
@@ -127,6 +120,16 @@ def test_classification() -> None:
     assert type(rejected) is CrmRejected
     assert rejected.status == 404
     assert rejected.message == "test POST /api/thing: HTTP 404: RecordNotFound: Not found"
+
+
+def test_a_vendor_rate_limit_on_another_status_is_the_adapters_rule() -> None:
+    """A 403 is a rejection unless the adapter's rule says it is its way of saying "slow down"."""
+    daily = _response(403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+    assert type(CrmHttp("test").classify("GET", URL, daily)) is CrmRejected
+    http = CrmHttp("test", rate_limited=lambda r: 300.0 if r.status_code == 403 else None)
+    limited = http.classify("GET", URL, daily)
+    assert isinstance(limited, CrmRateLimited) and (limited.retry_after, limited.status) == (300.0, 403)
+    assert type(http.classify("GET", URL, _response(400, {"error": "no"}))) is CrmRejected
 
 
 def test_timeout_and_connection_errors_are_retryable(rsps: responses.RequestsMock) -> None:
