@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from fakes.ports import FakeSecrets as Secrets
+from fakes.ports import FakeSettings, RecordingPublisher
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 
@@ -28,9 +30,9 @@ from switchboard import apigw, edge
 from switchboard.channels.base import ChannelAdapter
 from switchboard.edge import EdgeDeps
 from switchboard.envelope import Envelope
-from switchboard.errors import HttpError, SecretMissing
+from switchboard.errors import HttpError
 from switchboard.secret_names import secret_name
-from switchboard.settings import Account, AuthSetting, CrmSettings, Widget, Workstream
+from switchboard.settings import Account
 from switchboard.web import WebhookResponse
 
 # -- profiles ---------------------------------------------------------------------------------------
@@ -72,44 +74,9 @@ PREFIX = "switchboard/property"
 NOW = 1_800_000_000.5
 
 
-@dataclass
-class OneAccountSettings:
-    account_: Account
-
-    def account(self, account_id: str) -> Account | None:
-        return self.account_ if account_id == self.account_.id else None
-
-    def workstream(self, workstream_id: str) -> Workstream | None:
-        return None
-
-    def widget(self, widget_id: str) -> Widget | None:
-        return None
-
-    def auth_setting(self, auth_setting_id: str) -> AuthSetting | None:
-        return None
-
-    def crm(self) -> CrmSettings:
-        raise AssertionError("the edge never reads CRM settings")
-
-
-@dataclass
-class Secrets:
-    values: dict[str, Mapping[str, Any]]
-
-    def get(self, name: str) -> Mapping[str, Any]:
-        if name not in self.values:
-            raise SecretMissing(f"secret {name} could not be read")
-        return self.values[name]
-
-
-@dataclass
-class RecordingPublisher:
-    published: list[Envelope] = field(default_factory=list)
-    calls: int = 0
-
-    def publish(self, envelopes: Sequence[Envelope]) -> None:
-        self.calls += 1
-        self.published.extend(envelopes)
+def OneAccountSettings(account: Account) -> FakeSettings:
+    """Settings holding exactly one account; the edge never reads the CRM settings."""
+    return FakeSettings(accounts={account.id: account}, crm_settings=None)
 
 
 # -- channels -----------------------------------------------------------------------------------------

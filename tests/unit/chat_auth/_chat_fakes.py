@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from fakes import ports
+from fakes.ports import FakeSecrets, RecordingPublisher
 
 from switchboard.chat_auth import KeyStore
 from switchboard.chat_start import ChatDeps
 from switchboard.conversations import Conversation
 from switchboard.envelope import Customer, Envelope
-from switchboard.errors import SecretMissing, StoreUnavailable
-from switchboard.settings import AuthSetting, Widget
+from switchboard.errors import StoreUnavailable
+from switchboard.settings import AuthSetting, CrmSettings, Widget
 from switchboard.web import WebhookRequest, WebhookResponse
 
 from ._support import NOW
@@ -25,50 +28,8 @@ USERINFO_URL = "https://idp.example.com/oauth2/userinfo"
 
 
 @dataclass
-class FakeSettings:
-    widgets: dict[str, Widget] = field(default_factory=dict)
-    auth_settings: dict[str, AuthSetting] = field(default_factory=dict)
-    lookups: list[str] = field(default_factory=list)  # every id asked for, widget or auth setting
-
-    def account(self, account_id: str) -> None:
-        return None
-
-    def workstream(self, workstream_id: str) -> None:
-        return None
-
-    def widget(self, widget_id: str) -> Widget | None:
-        self.lookups.append(widget_id)
-        return self.widgets.get(widget_id)
-
-    def auth_setting(self, auth_setting_id: str) -> AuthSetting | None:
-        self.lookups.append(auth_setting_id)
-        return self.auth_settings.get(auth_setting_id)
-
-    def crm(self) -> Any:
-        raise AssertionError("token_validate never reads the CRM settings")
-
-
-@dataclass
-class FakeSecrets:
-    values: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reads: list[str] = field(default_factory=list)
-
-    def get(self, name: str) -> Mapping[str, Any]:
-        self.reads.append(name)
-        if name not in self.values:
-            raise SecretMissing(f"secret {name} could not be read")
-        return self.values[name]
-
-
-@dataclass
-class RecordingPublisher:
-    published: list[Envelope] = field(default_factory=list)
-    refuse: bool = False
-
-    def publish(self, envelopes: Sequence[Envelope]) -> None:
-        if self.refuse:
-            raise StoreUnavailable("queue refused the batch: EndpointConnectionError")
-        self.published.extend(envelopes)
+class FakeSettings(ports.FakeSettings):
+    crm_settings: CrmSettings | None = None  # token_validate never reads the CRM settings
 
 
 @dataclass
@@ -142,7 +103,7 @@ def make_deps(
             if setting.type == "oauth2":
                 values[secret_name(PREFIX, "auth_setting", setting.id)] = {"client_secret": CLIENT_SECRET}
     return ChatDeps(
-        settings=FakeSettings({w.id: w for w in widgets}, {s.id: s for s in auth_settings}),
+        settings=FakeSettings(widgets={w.id: w for w in widgets}, auth_settings={s.id: s for s in auth_settings}),
         secrets=FakeSecrets(values),
         publisher=RecordingPublisher(),
         conversations=FakeConversations({c.conversation_id: c for c in conversations}),

@@ -1,75 +1,16 @@
-"""In-memory stand-ins for the ports (switchboard.ports) and small builders the foundation tests share."""
+"""Small builders the foundation tests share; the in-memory ports come from tests/fakes/ports.py."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from switchboard.channels.line import sign
 from switchboard.envelope import Customer, Envelope
-from switchboard.errors import SecretMissing, StoreUnavailable
-from switchboard.settings import NO_CRM, Account, AuthSetting, CrmSettings, Widget, Workstream
 
 PREFIX = "switchboard/test"
 LINE_SECRET = "s3cr3t-line-channel-9f8e7d"
 LINE_TOKEN = "t0k3n-line-access-1a2b3c"
-
-
-@dataclass
-class FakeSettings:
-    accounts: dict[str, Account] = field(default_factory=dict)
-    workstreams: dict[str, Workstream] = field(default_factory=dict)
-    widgets: dict[str, Widget] = field(default_factory=dict)
-    auth_settings: dict[str, AuthSetting] = field(default_factory=dict)
-    crm_settings: CrmSettings = NO_CRM
-
-    def account(self, account_id: str) -> Account | None:
-        return self.accounts.get(account_id)
-
-    def workstream(self, workstream_id: str) -> Workstream | None:
-        return self.workstreams.get(workstream_id)
-
-    def widget(self, widget_id: str) -> Widget | None:
-        return self.widgets.get(widget_id)
-
-    def auth_setting(self, auth_setting_id: str) -> AuthSetting | None:
-        return self.auth_settings.get(auth_setting_id)
-
-    def crm(self) -> CrmSettings:
-        return self.crm_settings
-
-
-@dataclass
-class FakeSecrets:
-    values: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reads: list[str] = field(default_factory=list)
-
-    def get(self, name: str) -> Mapping[str, Any]:
-        self.reads.append(name)
-        if name not in self.values:
-            raise SecretMissing(f"secret {name} could not be read")
-        return self.values[name]
-
-
-@dataclass
-class RecordingPublisher:
-    published: list[Envelope] = field(default_factory=list)
-    calls: int = 0
-
-    def publish(self, envelopes: Sequence[Envelope]) -> None:
-        self.calls += 1
-        self.published.extend(envelopes)
-
-
-class RefusingPublisher:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def publish(self, envelopes: Sequence[Envelope]) -> None:
-        self.calls += 1
-        raise StoreUnavailable("queue refused the batch: EndpointConnectionError")
 
 
 def line_event(

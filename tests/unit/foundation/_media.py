@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from fakes.ports import FakeSecrets, FakeSettings
 
 from switchboard import channels
 from switchboard.attachments import AttachmentKeeper
@@ -19,7 +20,7 @@ from switchboard.secret_names import secret_name
 from switchboard.settings import Account, Workstream
 from switchboard.web import WebhookRequest
 
-from ._fakes import LINE_SECRET, LINE_TOKEN, PREFIX, FakeSecrets, FakeSettings
+from ._fakes import LINE_SECRET, LINE_TOKEN, PREFIX
 
 TESTDATA = Path(__file__).resolve().parents[3] / "src" / "switchboard" / "channels" / "testdata"
 T0 = 1_700_000_000_000

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 import responses
+from fakes.ports import FakeSecrets, RecordingPublisher
 
 from switchboard import route_stage
 from switchboard.attachments import AttachmentKeeper, attachment_key
@@ -22,7 +23,7 @@ from switchboard.errors import StoreUnavailable
 from switchboard.observability import logger
 from switchboard.route_stage import RouteDeps
 
-from ._fakes import LINE_TOKEN, FakeSecrets, RecordingPublisher
+from ._fakes import LINE_TOKEN
 from ._media import (
     CONVERSATION_ID,
     FB_APP_SECRET,

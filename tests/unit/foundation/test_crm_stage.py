@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fakes.ports import FakeSettings, RecordingPublisher
 
 from switchboard import crm_stage, route_stage
 from switchboard.aws.conversation_store import DynamoConversations
@@ -13,7 +14,7 @@ from switchboard.errors import ConfigurationError
 from switchboard.route_stage import RouteDeps
 from switchboard.settings import NO_CRM, Account, CrmSettings, Workstream
 
-from ._fakes import FakeSettings, RecordingPublisher, envelope
+from ._fakes import envelope
 
 T0 = 1_700_000_000_000
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from fakes.ports import FakeSecrets, FakeSettings, RecordingPublisher, RefusingPublisher
 
 from switchboard import apigw, edge
 from switchboard.channels.line import LineAdapter
@@ -16,18 +17,7 @@ from switchboard.secret_names import secret_name
 from switchboard.settings import Account
 from switchboard.web import WebhookResponse
 
-from ._fakes import (
-    LINE_SECRET,
-    LINE_TOKEN,
-    PREFIX,
-    FakeSecrets,
-    FakeSettings,
-    RecordingPublisher,
-    RefusingPublisher,
-    line_body,
-    line_event,
-    signed_headers,
-)
+from ._fakes import LINE_SECRET, LINE_TOKEN, PREFIX, line_body, line_event, signed_headers
 
 ADAPTER = LineAdapter()
 NOW = 1_800_000_000.123

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import boto3
 import pytest
+from fakes.ports import FakeSettings, RecordingPublisher
 
 from infra.local.template import plan
 from switchboard import apigw, edge, lambda_entry
@@ -38,20 +39,14 @@ from switchboard.secret_names import secret_name
 from switchboard.settings import Account
 from switchboard.web import WebhookRequest, WebhookResponse
 
-from ._fakes import LINE_SECRET, LINE_TOKEN, PREFIX, FakeSettings, RecordingPublisher, line_body, line_event, signed_headers
+from ._fakes import LINE_SECRET, LINE_TOKEN, PREFIX, line_body, line_event, signed_headers
 from .conftest import ROOT
 
 NOW = 1_800_000_000.0
 PAGE_ID = "104123456789012"
 
 
-@dataclass
-class CountingSettings(FakeSettings):
-    lookups: list[str] = field(default_factory=list)
-
-    def account(self, account_id: str) -> Account | None:
-        self.lookups.append(account_id)
-        return super().account(account_id)
+CountingSettings = FakeSettings  # it records every id asked for in .lookups
 
 
 @dataclass

@@ -17,13 +17,12 @@ from ipaddress import ip_network
 from typing import Any
 
 import pytest
+from fakes.ports import FakeSecrets
 
 from switchboard.channels.base import FetchRequest
 from switchboard.http_fetch import LazySecrets, RequestsFetcher
 from switchboard.outbound_http import LOCAL, AddressPolicy
 from switchboard.ports import FetchFailed, FetchTooLarge
-
-from ._fakes import FakeSecrets
 
 TOKEN = "EAAG-page-token-never-logged-0f0f"
 

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from fakes.ports import FakeSecrets, RecordingPublisher
 
 from switchboard import route_stage
 from switchboard.aws.conversation_store import DynamoConversations, DynamoProfiles
@@ -22,7 +23,7 @@ from switchboard.names import DEFAULT_TTL_SECONDS, NameLookup, ttl_ms_from_env
 from switchboard.observability import logger
 from switchboard.route_stage import RouteDeps
 
-from ._fakes import LINE_TOKEN, PREFIX, FakeSecrets, RecordingPublisher
+from ._fakes import LINE_TOKEN, PREFIX
 from ._media import FB_APP_SECRET, FB_TOKEN, GRAPH, LINE_API, T0, line_message, parse, secrets, settings
 
 USER = "U206d25c2ea6bd87c17655609a1c37cb8"

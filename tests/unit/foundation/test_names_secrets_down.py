@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fakes.ports import FakeSecrets
+
 from switchboard.aws.conversation_store import DynamoConversations
 from switchboard.errors import StoreUnavailable
 
-from ._fakes import FakeSecrets
 from ._media import T0
 from .test_names import line_text, lookup
 

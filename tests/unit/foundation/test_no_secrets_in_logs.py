@@ -6,10 +6,11 @@ import json
 import sys
 
 import pytest
+from fakes.ports import RefusingPublisher
 
 from switchboard.observability import logger
 
-from ._fakes import LINE_SECRET, LINE_TOKEN, PREFIX, RefusingPublisher, line_body, line_event, signed_headers
+from ._fakes import LINE_SECRET, LINE_TOKEN, PREFIX, line_body, line_event, signed_headers
 from .test_edge import make_deps, post
 
 

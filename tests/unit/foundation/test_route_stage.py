@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from fakes.ports import FakeSettings, RecordingPublisher
 
 from switchboard import route_stage
 from switchboard.aws.conversation_store import DynamoConversations
@@ -12,7 +13,7 @@ from switchboard.errors import ConfigurationError
 from switchboard.route_stage import RouteDeps
 from switchboard.settings import Account, Condition, Rule, Widget, Workstream
 
-from ._fakes import FakeSettings, RecordingPublisher, envelope
+from ._fakes import envelope
 
 T0 = 1_700_000_000_000
 
