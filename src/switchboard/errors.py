@@ -78,30 +78,42 @@ class HttpError(SwitchboardError):
 
 
 class BadRequest(HttpError):
+    """The body or the query is not what the endpoint takes (not JSON, not the platform's shape)."""
+
     status = 400
     code = "bad_request"
 
 
 class Unauthorized(HttpError):
+    """The caller did not prove who it is: a signature, a token or a key that does not verify."""
+
     status = 401
     code = "invalid_signature"
 
 
 class Forbidden(HttpError):
+    """The caller is known but may not do this (a wrong verify token, an origin not allowed)."""
+
     status = 403
     code = "forbidden"
 
 
 class NotFound(HttpError):
+    """No such enabled account, widget or setting; also any id no configuration could hold."""
+
     status = 404
     code = "not_found"
 
 
 class PayloadTooLarge(HttpError):
+    """The body, or one event in it, is larger than what could be stored."""
+
     status = 413
     code = "payload_too_large"
 
 
 class NotImplementedYet(HttpError):
+    """A route the interface names that this version does not serve yet."""
+
     status = 501
     code = "not_implemented"
