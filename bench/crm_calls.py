@@ -28,8 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))  # the fake CRM
 
 from bench._support import aws_env, create_resources
+from switchboard.crm import registry
 
-PROVIDERS = ("zendesk", "salesforce", "dynamics", "kustomer")
 GOAL_KNOWN_CONTACT = 2
 GOAL_LATER_MESSAGE = 1
 T0 = 1_751_339_045_000
@@ -162,7 +162,7 @@ def main() -> int:
 
     with mock_aws():
         create_resources()
-        rows = {provider: run(provider, args.conversations) for provider in PROVIDERS}
+        rows = {provider: run(provider, args.conversations) for provider in registry.names()}
     print(f"CRM calls per conversation ({args.conversations} customers x 2 conversations x 3 messages; default user on)")
     print(f"{'provider':<11} {'open, new contact':>18} {'open, known contact':>20} {'later message':>14}   cached for the run")
     met = True

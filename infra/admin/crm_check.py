@@ -1,7 +1,8 @@
 """`switchboard apply` checks CRM credentials against the CRM before it stores them (interface section 3).
 
-The check is the adapter's ``whoami``: Zendesk ``users/me``, the Salesforce refresh-token grant
-(and the org it belongs to), Dynamics' token and ``WhoAmI``, Kustomer's ``auth/tokens/current``.
+The check is the adapter's ``whoami``, whichever CRM the registry builds for the section (Zendesk
+``users/me``, the Salesforce refresh-token grant and the org it belongs to, Dynamics' token and
+``WhoAmI``, Kustomer's ``auth/tokens/current``); this module knows no CRM by name.
 When the CRM refuses them (or cannot be reached to say yes), the CRM section keeps what was stored
 before, secret included, and ``default_user.enabled`` is turned off until credentials the CRM
 accepts are applied; the rest of the file is applied and ``apply`` exits 3. An unchanged CRM
@@ -12,14 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from switchboard.config import DesiredObject
-from switchboard.crm.base import CrmError
-from switchboard.crm.registry import CrmConfigError, build_adapter
+from switchboard.crm.base import CrmConfigError, CrmError
+from switchboard.crm.registry import build_adapter
 from switchboard.settings import crm_from_dict
+
+if TYPE_CHECKING:
+    from switchboard.outbound_http import Session
 
 EXIT_CRM_REFUSED = 3
 
@@ -43,7 +45,7 @@ class Verdict:
         return rows
 
 
-def check_credentials(doc: Mapping[str, Any], secrets: Mapping[str, Any], *, session: requests.Session | None = None) -> Verdict:
+def check_credentials(doc: Mapping[str, Any], secrets: Mapping[str, Any], *, session: Session | None = None) -> Verdict:
     """Ask the CRM who these credentials are; a Verdict with ``refused`` set says why not."""
     settings = crm_from_dict(dict(doc))
     try:
@@ -65,7 +67,7 @@ def vet(
     current_doc: dict[str, Any] | None,
     current_secret: dict[str, Any] | None,
     *,
-    session: requests.Session | None = None,
+    session: Session | None = None,
 ) -> Verdict:
     """Decide what `apply` stores for the file's CRM section."""
     provider = obj.doc.get("provider")

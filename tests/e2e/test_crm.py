@@ -18,17 +18,17 @@ from typing import Any
 import pytest
 import yaml
 
-from switchboard.crm.dynamics import record_id
+from switchboard.crm import registry
 
 from ._stack import Stack, new_event_id, new_user, start_stack, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the fakes
-from fakes.crm import SF_REFRESH_TOKENS, FakeCrm
+from fakes.crm import SF_REFRESH_TOKENS, TICKET_CREATE, WRONG_SECRETS, FakeCrm
 
 pytestmark = pytest.mark.e2e
 
 ACCOUNT = "crm-line"
-PROVIDERS = ("zendesk", "salesforce", "dynamics", "kustomer")
+PROVIDERS = registry.names()
 SETTLE = 2.5  # seconds for an applied CRM section to reach crm_writer (settings and secret caches: 1 s here)
 CONFIG: dict[str, Any] = {
     "accounts": [
@@ -43,13 +43,6 @@ CONFIG: dict[str, Any] = {
     ],
     "workstreams": [{"id": "crm-social", "fallback_queue": "general"}],
     "crm": {"provider": "none"},
-}
-# The path of each CRM's ticket create, where faults are injected.
-TICKET_PATH = {
-    "zendesk": "/tickets.json",
-    "salesforce": "/sobjects/Case/",
-    "dynamics": "/incidents(",
-    "kustomer": "/conversations",
 }
 
 
@@ -93,43 +86,15 @@ def identity(user: str) -> str:
 
 
 def contacts_of(crm: FakeCrm, provider: str, user: str) -> list[dict[str, Any]]:
-    key = identity(user)
-    if provider == "zendesk":
-        return [u for u in crm.records("zendesk", "users") if u.get("external_id") == key]
-    if provider == "salesforce":
-        return [c for c in crm.records("salesforce", "Contact") if c.get("Switchboard_Identity__c") == key]
-    if provider == "dynamics":
-        return [c for c in crm.records("dynamics", "contacts") if c["contactid"] == record_id("contact", key)]
-    return [c for c in crm.records("kustomer", "customers") if c["attributes"].get("externalId") == key]
+    return crm.contacts(provider, identity(user))
 
 
 def tickets_of(crm: FakeCrm, provider: str, conversation_id: str) -> list[dict[str, Any]]:
-    if provider == "zendesk":
-        return [t for t in crm.records("zendesk", "tickets") if t.get("external_id") == conversation_id]
-    if provider == "salesforce":
-        return [c for c in crm.records("salesforce", "Case") if c.get("Switchboard_Conversation_Id__c") == conversation_id]
-    if provider == "dynamics":
-        return [i for i in crm.records("dynamics", "incidents") if i["incidentid"] == record_id("incident", conversation_id)]
-    return [c for c in crm.records("kustomer", "conversations") if c["attributes"].get("externalId") == conversation_id]
+    return crm.tickets(provider, conversation_id)
 
 
 def texts_of(crm: FakeCrm, provider: str, ticket: dict[str, Any]) -> list[str]:
-    """What the ticket holds of the customer's messages, oldest first."""
-    if provider == "zendesk":
-        return [c["body"] for c in ticket["comments"]]
-    if provider == "salesforce":
-        later = [c["CommentBody"] for c in crm.records("salesforce", "CaseComment") if c["ParentId"] == ticket["Id"]]
-        return [ticket["Description"], *later]
-    if provider == "dynamics":
-        later = [
-            n["notetext"] for n in crm.records("dynamics", "annotations") if n["_objectid_incident_value"] == ticket["incidentid"]
-        ]
-        return [ticket["description"], *later]
-    return [
-        m["attributes"]["preview"]
-        for m in crm.records("kustomer", "messages")
-        if m["relationships"]["conversation"]["data"]["id"] == ticket["id"]
-    ]
+    return crm.texts(provider, ticket)
 
 
 def converse(stack: Stack, user: str, text: str, *, messages: int, event_id: str | None = None) -> dict[str, Any]:
@@ -167,21 +132,23 @@ def test_line_conversation_into_the_crm(crm_stack: Stack, crm: FakeCrm, provider
 
 def test_a_500_once_still_makes_one_ticket(crm_stack: Stack, crm: FakeCrm, provider: str) -> None:
     user = new_user()
-    crm.fail_next(1, status=500, provider=provider, path_contains=TICKET_PATH[provider], method=_create(provider))
+    method, path = TICKET_CREATE[provider]
+    crm.fail_next(1, status=500, provider=provider, path_contains=path, method=method)
     view = converse(crm_stack, user, "hello after an outage", messages=1)
     (ticket,) = tickets_of(crm, provider, view["conversation_id"])
     assert len(contacts_of(crm, provider, user)) == 1
-    attempts = [c.status for c in ticket_creates(crm, provider)]
+    attempts = [c.status for c in crm.ticket_creates(provider)]
     assert 500 in attempts and attempts[-1] < 300
     assert texts_of(crm, provider, ticket) == ["hello after an outage"]
 
 
 def test_a_429_makes_one_ticket_after_retry_after(crm_stack: Stack, crm: FakeCrm, provider: str) -> None:
     user = new_user()
-    crm.fail_next(1, status=429, retry_after=2, provider=provider, path_contains=TICKET_PATH[provider], method=_create(provider))
+    method, path = TICKET_CREATE[provider]
+    crm.fail_next(1, status=429, retry_after=2, provider=provider, path_contains=path, method=method)
     view = converse(crm_stack, user, "hello under load", messages=1)
     (ticket,) = tickets_of(crm, provider, view["conversation_id"])
-    creates = ticket_creates(crm, provider)
+    creates = crm.ticket_creates(provider)
     limited = next(c for c in creates if c.status == 429)
     done = creates[-1]
     assert done.status < 300 and done.at - limited.at >= 2.0  # not before Retry-After
@@ -193,12 +160,7 @@ def test_refused_credentials_keep_the_stored_settings(crm_stack: Stack, crm: Fak
     before = crm_stack.cli_json("export")["crm"]
     assert before["default_user"]["enabled"] is True
 
-    wrong = {
-        "zendesk": {"api_token": "not-the-token"},
-        "salesforce": {"refresh_tokens": ["5Aep861.revoked-one", "5Aep861.revoked-two"]},
-        "dynamics": {"client_secret": "not-the-secret"},
-        "kustomer": {"api_key": "not-the-key"},
-    }[provider]
+    wrong = WRONG_SECRETS[provider]
     lines = apply_crm(crm_stack, crm.config(provider, default_user={"enabled": True}, secrets=wrong), expect=3)
     refused = [line for line in lines if line.startswith("refused")]
     assert refused and "crm default" in refused[0], lines
@@ -269,12 +231,3 @@ def test_dead_lettered_crm_message_shows_the_crms_words(crm_stack: Stack, crm: F
     assert row["message_id"] in [m["message_id"] for m in moved]
     view = crm_stack.wait_conversation(ACCOUNT, user)
     assert len(tickets_of(crm, "zendesk", view["conversation_id"])) == 1
-
-
-def _create(provider: str) -> str:
-    return "PATCH" if provider in ("salesforce", "dynamics") else "POST"
-
-
-def ticket_creates(crm: FakeCrm, provider: str) -> list[Any]:
-    calls = crm.calls(provider=provider, kind="api")
-    return [c for c in calls if TICKET_PATH[provider] in c.path and c.method == _create(provider)]

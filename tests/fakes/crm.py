@@ -16,9 +16,13 @@ Small API (for the CRM tests, the e2e suite and later load-and-fault runs)::
         section = crm.config("zendesk")          # the config file's `crm:` section, secrets included
         crm.fail_next(1, status=500)             # the next API call answers 500
         crm.fail_next(1, status=429, retry_after=1)
+        crm.fail_next(1, status=422, message="Subject: cannot be blank")  # in the CRM's own error shape
         crm.fail_rate(0.2, status=503)           # a fifth of API calls fail, at random
         crm.expire_tokens("salesforce")          # issued access tokens stop working: 401, then refresh
         crm.records("zendesk", "tickets")        # what was written, oldest first
+        crm.contacts("zendesk", identity)        # the contacts keyed on a channel identity
+        crm.tickets("zendesk", conversation_id)  # the tickets of a conversation
+        crm.texts("zendesk", ticket)             # the customer's messages on a ticket, oldest first
         crm.calls(provider="zendesk", kind="api")  # the request log (kind: token | whoami | api)
 
 Faults apply to ``api`` calls only unless ``kinds`` says otherwise, so token and who-am-I calls
@@ -43,6 +47,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+# The CRMs this server answers as. The code's list is switchboard.crm.registry.names(); the CRM
+# contract suite fails for a registered CRM missing here.
 PROVIDERS = ("zendesk", "salesforce", "dynamics", "kustomer")
 
 ZENDESK_EMAIL = "admin@fake-crm.example"
@@ -68,6 +74,28 @@ KUSTOMER_USER = "64b7f0e2c9a1d3001f2e4a00"
 KUSTOMER_CHANNELS = frozenset(
     {"email", "sms", "chat", "facebook", "twitter-dm", "twitter-tweet", "voice", "instagram", "whatsapp"}
 )
+
+# Credentials each CRM refuses (merged over the good ones by ``config(provider, secrets=...)``).
+WRONG_SECRETS: dict[str, dict[str, Any]] = {
+    "zendesk": {"api_token": "wrong-token-0000"},
+    "salesforce": {"refresh_tokens": ["5Aep861.wrong-one", "5Aep861.wrong-two"]},
+    "dynamics": {"client_secret": "wrong-secret-0000"},
+    "kustomer": {"api_key": "wrong-key-0000"},
+}
+# What each CRM calls a contact and a ticket, as ``records()`` keys them.
+RECORD_KINDS: dict[str, tuple[str, str]] = {
+    "zendesk": ("users", "tickets"),
+    "salesforce": ("Contact", "Case"),
+    "dynamics": ("contacts", "incidents"),
+    "kustomer": ("customers", "conversations"),
+}
+# The call that creates a ticket (method, a part of its path): where a test injects a fault.
+TICKET_CREATE: dict[str, tuple[str, str]] = {
+    "zendesk": ("POST", "/tickets.json"),
+    "salesforce": ("PATCH", "/sobjects/Case/"),
+    "dynamics": ("PATCH", "/incidents("),
+    "kustomer": ("POST", "/conversations"),
+}
 
 _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _ENTITY = re.compile(r"^(\w+)\(([0-9a-fA-F-]{36})\)$")
@@ -109,6 +137,7 @@ class _Fault:
     method: str | None = None
     path_contains: str | None = None
     kinds: tuple[str, ...] = ("api",)
+    message: str | None = None
 
     def matches(self, provider: str, method: str, path: str, kind: str) -> bool:
         return (
@@ -243,9 +272,11 @@ class FakeCrm:
         method: str | None = None,
         path_contains: str | None = None,
         kinds: Iterable[str] = ("api",),
+        message: str | None = None,
     ) -> None:
+        """The next ``count`` matching calls answer ``status``, with ``message`` (if given) in the CRM's error shape."""
         with self._lock:
-            self._faults.append(_Fault(status, count, 1.0, provider, retry_after, method, path_contains, tuple(kinds)))
+            self._faults.append(_Fault(status, count, 1.0, provider, retry_after, method, path_contains, tuple(kinds), message))
 
     def fail_rate(
         self,
@@ -278,6 +309,52 @@ class FakeCrm:
     def records(self, provider: str, kind: str) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(r) for r in self.records_by[provider].get(kind, {}).values()]
+
+    def contacts(self, provider: str, identity: str) -> list[dict[str, Any]]:
+        """The contacts keyed on a channel identity (``channel:account:user``)."""
+        if provider == "zendesk":
+            return [u for u in self.records("zendesk", "users") if u.get("external_id") == identity]
+        if provider == "salesforce":
+            return [c for c in self.records("salesforce", "Contact") if c.get(SF_CONTACT_FIELD) == identity]
+        if provider == "dynamics":
+            from switchboard.crm.dynamics import record_id  # the adapter chooses the key; the row does not hold the identity
+
+            return [c for c in self.records("dynamics", "contacts") if c["contactid"] == record_id("contact", identity)]
+        return [c for c in self.records("kustomer", "customers") if c["attributes"].get("externalId") == identity]
+
+    def tickets(self, provider: str, conversation_id: str) -> list[dict[str, Any]]:
+        """The tickets (cases, incidents, conversations) opened for a conversation."""
+        if provider == "zendesk":
+            return [t for t in self.records("zendesk", "tickets") if t.get("external_id") == conversation_id]
+        if provider == "salesforce":
+            return [c for c in self.records("salesforce", "Case") if c.get(SF_CASE_FIELD) == conversation_id]
+        if provider == "dynamics":
+            from switchboard.crm.dynamics import record_id
+
+            return [i for i in self.records("dynamics", "incidents") if i["incidentid"] == record_id("incident", conversation_id)]
+        return [c for c in self.records("kustomer", "conversations") if c["attributes"].get("externalId") == conversation_id]
+
+    def texts(self, provider: str, ticket: dict[str, Any]) -> list[str]:
+        """What the ticket holds of the customer's messages, oldest first."""
+        if provider == "zendesk":
+            return [c["body"] for c in ticket["comments"]]
+        if provider == "salesforce":
+            later = [c["CommentBody"] for c in self.records("salesforce", "CaseComment") if c["ParentId"] == ticket["Id"]]
+            return [ticket["Description"], *later]
+        if provider == "dynamics":
+            notes = self.records("dynamics", "annotations")
+            later = [n["notetext"] for n in notes if n["_objectid_incident_value"] == ticket["incidentid"]]
+            return [ticket["description"], *later]
+        return [
+            m["attributes"]["preview"]
+            for m in self.records("kustomer", "messages")
+            if m["relationships"]["conversation"]["data"]["id"] == ticket["id"]
+        ]
+
+    def ticket_creates(self, provider: str) -> list[Call]:
+        """The calls that created (or tried to create) a ticket, oldest first."""
+        method, path = TICKET_CREATE[provider]
+        return [c for c in self.calls(provider=provider, kind="api") if path in c.path and c.method == method]
 
     def calls(self, *, provider: str | None = None, kind: str | None = None) -> list[Call]:
         with self._lock:
@@ -790,12 +867,17 @@ def _fault_answer(provider: str | None, fault: _Fault) -> _Answer:
         502: "Bad Gateway",
         503: "Service Unavailable",
     }
-    text = texts.get(fault.status, "Injected fault")
+    text = fault.message or texts.get(fault.status, "Injected fault")
     if provider == "salesforce":
         code = {401: "INVALID_SESSION_ID", 429: "REQUEST_LIMIT_EXCEEDED"}.get(fault.status, "SERVER_ERROR")
+        if fault.message and fault.status < 500 and fault.status not in (401, 429):
+            code = "FIELD_CUSTOM_VALIDATION_EXCEPTION"
         return _Answer(fault.status, [{"message": f"injected: {text}", "errorCode": code}], headers)
     if provider == "dynamics":
         return _Answer(fault.status, {"error": {"code": "0x80072322", "message": f"injected: {text}"}}, headers)
     if provider == "kustomer":
+        if fault.message:
+            error = {"status": fault.status, "code": "invalid", "title": "Invalid", "detail": text}
+            return _Answer(fault.status, {"errors": [error]}, headers)
         return _Answer(fault.status, {"errors": [{"status": fault.status, "code": "injected", "title": text}]}, headers)
-    return _Answer(fault.status, {"error": "Injected", "description": text}, headers)
+    return _Answer(fault.status, {"error": "RecordInvalid" if fault.message else "Injected", "description": text}, headers)

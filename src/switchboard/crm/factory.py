@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import Any
 
-from switchboard.crm.base import CrmAdapter
+from switchboard.crm.base import CrmAdapter, CrmConfigError
 from switchboard.errors import SecretMissing
 from switchboard.ports import SecretReader
 from switchboard.settings import CrmSettings
@@ -24,7 +24,7 @@ Builder = Callable[[CrmSettings, Mapping[str, Any]], CrmAdapter]
 
 
 def _default_builder(settings: CrmSettings, secrets: Mapping[str, Any]) -> CrmAdapter:
-    from switchboard.crm.registry import build_adapter  # requests and four adapters: only once a CRM is configured
+    from switchboard.crm.registry import build_adapter  # requests and the adapter: only once a CRM is configured
 
     return build_adapter(settings, secrets)
 
@@ -48,8 +48,6 @@ class AdapterCache:
         try:
             secrets = self.secrets.get(self.secret_name)
         except SecretMissing:
-            from switchboard.crm.registry import CrmConfigError
-
             # Retried by SQS: `apply` writes the secret before the settings, so this is a gap of seconds.
             raise CrmConfigError(
                 f"crm ({settings.provider}) secret {self.secret_name} could not be read (run `switchboard apply`)"

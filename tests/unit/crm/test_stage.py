@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 from crm_support import split_section
-from fakes.crm import SF_DEFAULT_CASE_OWNER, SF_REFRESH_TOKENS, FakeCrm
+from fakes.crm import RECORD_KINDS, SF_DEFAULT_CASE_OWNER, SF_REFRESH_TOKENS, FakeCrm
 
 from switchboard import crm_stage
 from switchboard.aws.conversation_store import DynamoConversations, DynamoProfiles
 from switchboard.conversations import Conversation, CrmState
+from switchboard.crm import registry
 from switchboard.crm.base import CrmRateLimited, CrmRejected, CrmRetryable
 from switchboard.crm.factory import AdapterCache
 from switchboard.crm_stage import CrmDeps
@@ -26,15 +27,9 @@ from switchboard.envelope import Customer, Envelope, Identity
 from switchboard.errors import SecretMissing
 from switchboard.settings import CrmSettings, crm_from_dict
 
-PROVIDERS = ("zendesk", "salesforce", "dynamics", "kustomer")
+PROVIDERS = registry.names()
 T0 = 1_751_339_045_000
-# What each CRM calls the records, in the fake's store.
-KINDS = {
-    "zendesk": ("users", "tickets"),
-    "salesforce": ("Contact", "Case"),
-    "dynamics": ("contacts", "incidents"),
-    "kustomer": ("customers", "conversations"),
-}
+KINDS = RECORD_KINDS
 
 
 @dataclass
