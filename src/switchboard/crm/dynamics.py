@@ -113,7 +113,8 @@ class DynamicsAdapter(CrmAdapter):
         self._client_secret = client_secret
         self._token: _Token | None = None
         self._me: CrmUser | None = None
-        self.http = CrmHttp(self.provider, session=session, secrets=[client_secret])
+        # The client id is stored as a secret like the rest of the credentials: no error repeats it either.
+        self.http = CrmHttp(self.provider, session=session, secrets=[client_secret, client_id])
 
     @classmethod
     def from_settings(cls, settings: CrmSettings, secrets: Mapping[str, Any], *, session: Session | None = None) -> Self:

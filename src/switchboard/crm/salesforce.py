@@ -161,7 +161,9 @@ class SalesforceAdapter(CrmAdapter):
         self._session: _Session | None = None
         # Every linked admin a token has named: an owner that is one of them means "the linked admin".
         self._admin_ids: set[str] = set()
-        self.http = CrmHttp(self.provider, session=session, secrets=[client_secret, *tokens], rate_limited=daily_limit)
+        # The client id is stored as a secret like the rest of the credentials: no error repeats it either.
+        secrets = [client_secret, client_id, *tokens]
+        self.http = CrmHttp(self.provider, session=session, secrets=secrets, rate_limited=daily_limit)
         self.notices: list[CrmNotice] = []
         self._on_notice = on_notice
 
