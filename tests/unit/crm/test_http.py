@@ -207,6 +207,20 @@ def test_describe_message_without_text() -> None:
     assert subject_for("line", make_envelope(text="x" * 300), 20) == "LINE: xxxxxxxxxxxxx\u2026"
 
 
+def test_the_label_is_the_channels_own_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CRM code names no channel: what agents read is the label the channel's module declares."""
+    from switchboard import channels
+
+    def info(name: str) -> channels.ChannelInfo:
+        if name != "line":
+            raise channels.UnknownChannel(name)
+        return channels.ChannelInfo(label="LINE Official Account", medium="chat")
+
+    monkeypatch.setattr(channels, "info", info)
+    assert subject_for("line", make_envelope(text="hello"), 100) == "LINE Official Account: hello"
+    assert subject_for("pigeon", make_envelope(text="hello"), 100) == "pigeon: hello"  # unregistered: its name
+
+
 # -- the transport: outbound_http's limits under the trusted policy ------------------------------------
 
 

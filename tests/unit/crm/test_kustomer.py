@@ -5,8 +5,10 @@ import requests
 import responses
 from crm_support import IDENTITY, KUSTOMER_API_KEY, body_of, serve
 
+from switchboard import channels
+from switchboard.channels import ChannelInfo
 from switchboard.crm.base import ConversationRef, CrmAuthError, CrmRateLimited, CrmRejected, CrmRetryable
-from switchboard.crm.kustomer import KustomerAdapter
+from switchboard.crm.kustomer import KustomerAdapter, kustomer_channel
 from switchboard.envelope import Envelope
 
 BASE = "https://acme.api.kustomerapp.com"
@@ -224,3 +226,63 @@ def test_call_count_for_a_conversation(
     assert adapter.http.calls.snapshot() == {"token": 0, "whoami": 1, "api": 3, "total": 4}
     adapter.append_message(conversation, ticket_id=ticket, contact_id=contact, message=later_message, owner_id=None)
     assert adapter.http.calls.api == 4
+
+
+# -- the Kustomer channel comes from the channel's declared medium, never from its name -------------
+
+
+@pytest.fixture
+def declared(monkeypatch: pytest.MonkeyPatch) -> dict[str, ChannelInfo]:
+    """Channels as their modules would declare them; a name missing here is not registered."""
+    table = {
+        "telegram": ChannelInfo(label="Telegram", medium="telegram"),
+        "wa": ChannelInfo(label="WhatsApp", medium="whatsapp"),
+        "line": ChannelInfo(label="LINE", medium="chat"),
+    }
+
+    def info(name: str) -> ChannelInfo:
+        if name not in table:
+            raise channels.UnknownChannel(name)
+        return table[name]
+
+    monkeypatch.setattr(channels, "info", info)
+    return table
+
+
+@pytest.mark.parametrize(
+    ("channel", "expected"),
+    [
+        ("wa", "whatsapp"),  # a medium Kustomer has a channel for
+        ("telegram", "chat"),  # a medium Kustomer has no channel for
+        ("line", "chat"),
+        ("unregistered", "chat"),
+    ],
+)
+def test_the_kustomer_channel_is_the_declared_medium(declared: dict[str, ChannelInfo], channel: str, expected: str) -> None:
+    assert kustomer_channel(channel, {}) == expected
+
+
+def test_the_admins_channel_map_wins_over_the_medium(declared: dict[str, ChannelInfo]) -> None:
+    assert kustomer_channel("wa", {"wa": "sms"}) == "sms"
+    assert kustomer_channel("unregistered", {"unregistered": "email"}) == "email"
+    assert kustomer_channel("line", {"wa": "sms"}) == "chat"
+
+
+def test_every_registered_channel_records_as_before() -> None:
+    """LINE and GBM were recorded as chat and Messenger as facebook when Kustomer's code listed them by name."""
+    before = {"line": "chat", "gbm": "chat", "facebook": "facebook", "chat": "chat", "sms-gateway": "chat"}
+    assert {name: kustomer_channel(name, {}) for name in before} == before
+
+
+def test_a_recorded_message_uses_the_declared_medium(
+    rsps: responses.RequestsMock,
+    session: requests.Session,
+    declared: dict[str, ChannelInfo],
+    conversation: ConversationRef,
+    later_message: Envelope,
+) -> None:
+    serve(rsps, "kustomer", "message_created")
+    adapter = KustomerAdapter(base_url=BASE, api_key=KUSTOMER_API_KEY, channel_map={"line": "sms"}, session=session)
+    on_wa = ConversationRef(**{**conversation.__dict__, "channel": "wa"})
+    adapter.append_message(on_wa, ticket_id=CONVERSATION, contact_id=CUSTOMER, message=later_message, owner_id=None)
+    assert body_of(rsps.calls[0])["channel"] == "whatsapp"
