@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.admin.resources import Resources, TargetError
+from switchboard import channels
 
 # Characters that act on a terminal or reorder text rather than show: C0 and C1 controls and DEL,
 # the line and paragraph separators, lone surrogates, and the bidirectional embeddings, overrides,
@@ -102,7 +103,11 @@ def _yaml_text(data: Any) -> str:
 
 
 def _target(args: argparse.Namespace) -> Resources:
-    return Resources.stack(args.stack) if args.stack else Resources.local()
+    if args.stack:
+        return Resources.stack(args.stack, region=args.region, profile=args.profile)
+    if args.region or args.profile:
+        raise TargetError("--region and --profile choose where a deployed stack lives: give its --stack NAME too")
+    return Resources.local()
 
 
 def cmd_local(args: argparse.Namespace) -> int:
@@ -115,11 +120,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from infra.admin.apply import apply_file
 
     code, lines = apply_file(Path(args.file), _target(args), dry_run=args.dry_run, as_json=args.json)
-    for line in lines:  # a CRM's refusal is the CRM's text; an unknown key is the file's
+    for row in lines:  # a CRM's refusal is the CRM's text; an unknown key is the file's
         if args.json and code != 2:
-            print(line)  # the report as JSON (json.dumps' ASCII: nothing raw), lines and all
+            print(row)  # the report as JSON (json.dumps' ASCII: nothing raw), lines and all
         else:
-            _say(line, error=code == 2)
+            _say(row, error=code == 2)
     return code
 
 
@@ -202,6 +207,13 @@ def cmd_send(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from switchboard.config_schema import schema
+
+    print(json.dumps(schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
     from infra.admin import dlq
 
@@ -239,6 +251,8 @@ def cmd_auth_link(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="switchboard", description="Run, configure and inspect a Switchboard stack.")
     p.add_argument("--stack", help="a deployed stack's name (default: the local stack `switchboard local` started last)")
+    p.add_argument("--region", help="the deployed stack's AWS region (default: as boto3 finds it, e.g. AWS_REGION)")
+    p.add_argument("--profile", help="the AWS profile whose credentials reach the deployed stack (default: as boto3 finds them)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("local", help="run the whole pipeline on this machine (moto, no AWS account)")
@@ -269,15 +283,15 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_conversations_show)
 
     s = sub.add_parser("send", help="sign and post a realistic webhook as the platform would")
-    s.add_argument("channel", choices=["line", "facebook", "gbm"])
+    s.add_argument("channel", choices=channels.names())
     s.add_argument("--account", required=True)
     s.add_argument("--text", required=True)
-    s.add_argument("--user", help="the platform's customer id (LINE userId, Facebook PSID, GBM conversationId)")
-    s.add_argument(
-        "--event-id",
-        help="the platform's event id, to replay a delivery (LINE webhookEventId, Facebook mid, GBM messageId)",
-    )
+    s.add_argument("--user", help="the platform's customer id, as it names the sender (default: a stable demo customer)")
+    s.add_argument("--event-id", help="the platform's own id of the event or message, to replay a delivery")
     s.set_defaults(func=cmd_send)
+
+    s = sub.add_parser("schema", help="print the configuration file's JSON Schema (for editors and CI checks)")
+    s.set_defaults(func=cmd_schema)
 
     s = sub.add_parser("dlq", help="dead letters with their last error; redrive sends them back")
     s.add_argument("action", choices=["list", "redrive"])
@@ -350,10 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"switchboard: {exc}", error=True)
         return 1
     except Exception as exc:
-        line = network_error(exc)
-        if line is None:
+        reason = network_error(exc)
+        if reason is None:
             raise
-        _say(f"switchboard: {line}", error=True)
+        _say(f"switchboard: {reason}", error=True)
         return 1
 
 

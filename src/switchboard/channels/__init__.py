@@ -1,12 +1,15 @@
 """Channel adapters: one module per messaging platform, each implementing :class:`ChannelAdapter`.
 
-Adapters are found by name here, imported only when asked for, so an edge function loads exactly
-one platform's code.
+This table is the one place a channel is registered: the configuration schema, ``switchboard send``,
+the local gateway's routes and the tests read it, so adding a channel is its module plus one line
+here. Adapters are imported only when asked for, so an edge function loads exactly one platform's code.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -19,8 +22,44 @@ ADAPTERS: dict[str, str] = {
 }
 
 
+class UnknownChannel(KeyError):
+    """A channel name no module registers. A KeyError, so ``name in ADAPTERS`` checks and look-ups agree."""
+
+    def __str__(self) -> str:
+        return f"unknown channel {self.args[0]!r}; known: {', '.join(names())}"
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """What code outside a channel (CRM adapters above all) may know of it, without naming it."""
+
+    label: str  # how people and CRMs name it: "LINE", "Facebook Messenger"
+    medium: str  # the generic medium a CRM maps from: "chat", "facebook", ...
+
+
+def names() -> list[str]:
+    """Every registered channel, in registration order."""
+    return list(ADAPTERS)
+
+
+@cache
+def adapter_class(channel: str) -> type[ChannelAdapter]:
+    """The adapter class registered under ``channel``, imported on first use."""
+    try:
+        target = ADAPTERS[channel]
+    except KeyError:
+        raise UnknownChannel(channel) from None
+    module_name, _, class_name = target.partition(":")
+    cls: type[ChannelAdapter] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
 def adapter(channel: str) -> ChannelAdapter:
-    module_name, _, class_name = ADAPTERS[channel].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    instance: ChannelAdapter = cls()
-    return instance
+    """A fresh adapter for ``channel`` (adapters are stateless and cheap to construct)."""
+    return adapter_class(channel)()
+
+
+def info(channel: str) -> ChannelInfo:
+    """The channel's label and medium, as its module declares them."""
+    cls = adapter_class(channel)
+    return ChannelInfo(label=cls.label, medium=cls.medium)

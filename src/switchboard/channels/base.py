@@ -3,7 +3,10 @@
 An adapter knows one platform's webhook: how the platform proves it sent a request, what the body
 means, and what the platform expects back. It knows nothing of AWS: the edge core
 (:mod:`switchboard.edge`) loads the account and its secrets, calls the adapter, and enqueues.
-Adding a channel is one module here plus its tests and recorded payloads.
+Adding a channel is one module here (plus its line in the registry, its tests and recorded payloads):
+the module also declares the account's settings as JSON Schema, which the configuration file's
+schema (:mod:`switchboard.config_schema`) is assembled from, and how ``switchboard send`` forges a
+delivery (:meth:`ChannelAdapter.simulate`), so no other code needs to know the platform.
 """
 
 from __future__ import annotations
@@ -15,9 +18,17 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from switchboard.envelope import Attachment, Envelope
-from switchboard.errors import HttpError
+from switchboard.errors import HttpError, SecretMissing
 from switchboard.settings import Account
 from switchboard.web import WebhookRequest, WebhookResponse
+
+
+def stored_secret(secrets: Mapping[str, Any], name: str) -> str:
+    """The secret ``name`` for code that signs rather than verifies (``simulate``): missing is an error."""
+    value = secrets.get(name)
+    if not isinstance(value, str) or not value:
+        raise SecretMissing(f"no stored {name}")
+    return value
 
 
 def require_secret(secrets: Mapping[str, object], name: str, refusal: HttpError) -> str:
@@ -54,6 +65,15 @@ class FetchRequest:
 
 
 @dataclass(frozen=True)
+class Simulated:
+    """A delivery as the platform would post it: what ``switchboard send`` sends to the gateway."""
+
+    path: str  # below the API's URL: /webhooks/<channel>/<account id>
+    body: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class ParseResult:
     envelopes: list[Envelope]
     skipped: list[str] = field(default_factory=list)  # why items were left out (echo, other page), for the log
@@ -62,14 +82,20 @@ class ParseResult:
 class ChannelAdapter(ABC):
     """One platform's webhook. Implementations are stateless and cheap to construct."""
 
-    channel: ClassVar[str]
+    channel: ClassVar[str]  # the registry's name, the webhook path's segment and the envelopes' channel
+    label: ClassVar[str]  # how people and CRMs name it ("LINE", "Facebook Messenger")
+    medium: ClassVar[str]  # the generic medium a CRM maps from: "chat", "facebook", "whatsapp", ...
+    # The account's channel-specific settings: name -> JSON Schema (draft 2020-12) with a
+    # "description" and, where there is one, the "default" the adapter applies. URLs are
+    # {"$ref": "#/$defs/url"}; the configuration schema owns that and the other shared $defs.
+    settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    required_settings: ClassVar[tuple[str, ...]] = ()
     # Names under the account's ``secrets`` that this channel requires at apply time.
     required_secrets: ClassVar[tuple[str, ...]] = ()
     # Secrets the account may also give (for example GBM's partner key when it signs with it).
     optional_secrets: ClassVar[tuple[str, ...]] = ()
-    # The account's channel-specific settings and their types, checked by ``switchboard apply``:
-    # "str", "str!" (required), "url", "bool", "enum:a|b".
-    options: ClassVar[dict[str, str]] = {}
+    # Extra JSON Schema applied to the whole account object, for rules that tie settings together.
+    schema_rules: ClassVar[tuple[Mapping[str, Any], ...]] = ()
 
     def secrets_for(self, options: Mapping[str, object]) -> tuple[str, ...]:
         """Secrets this account needs given its settings (a channel may need more in some set-ups)."""
@@ -117,3 +143,21 @@ class ChannelAdapter(ABC):
     def profile_name(self, body: Any) -> str | None:
         """The customer's display name in the JSON :meth:`profile_request` answered."""
         return None
+
+    # -- for the command: `switchboard send <channel>` -----------------------------------------------
+
+    @abstractmethod
+    def simulate(
+        self, account: Mapping[str, Any], secrets: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None
+    ) -> Simulated:
+        """A realistic delivery of ``text`` to ``account`` (its stored settings), signed with its ``secrets``.
+
+        It is built and signed exactly as the platform does it, so it exercises the real verify and
+        parse. ``user`` is the platform's customer id (a stable demo customer when None); ``event_id``
+        replays a delivery with the platform's own event id. A secret the account does not hold raises
+        :class:`~switchboard.errors.SecretMissing` naming it, never a value.
+        """
+
+    def webhook_path(self, account_id: str) -> str:
+        """The account's webhook below the API's URL (interface section 2)."""
+        return f"/webhooks/{self.channel}/{account_id}"

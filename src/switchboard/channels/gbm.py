@@ -48,10 +48,10 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from switchboard import safe_json
-from switchboard.channels.base import ChannelAdapter, ParseResult, require_secret
+from switchboard.channels.base import ChannelAdapter, ParseResult, Simulated, require_secret, stored_secret
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.errors import BadRequest, Unauthorized
-from switchboard.settings import Account
+from switchboard.settings import Account, account_from_dict
 from switchboard.web import WebhookRequest, WebhookResponse
 
 SIGNATURE_HEADER = "x-goog-signature"
@@ -64,6 +64,10 @@ _VERIFICATION_MAX_BYTES = 4096
 _RECEIPT_KINDS = {"READ": "read receipt", "DELIVERED": "delivery receipt"}
 # How much of a body's own value (an agent name) a skip reason repeats: log lines stay small.
 _SHOWN_CHARS = 120
+# The conversation `switchboard send gbm` writes in without --user (a GBM conversationId is a UUID):
+# stable, so repeated sends share a conversation.
+DEMO_CONVERSATION = str(uuid.uuid5(uuid.NAMESPACE_URL, "switchboard-demo-customer"))
+_NON_EMPTY: dict[str, Any] = {"type": "string", "pattern": "\\S", "errorMessage": "must be a non-empty string"}
 _STORAGE_URL = re.compile(r"https://storage\.googleapis\.com/\S+")
 _RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})", re.IGNORECASE)
 
@@ -129,23 +133,51 @@ def build_message(
 
 class GbmAdapter(ChannelAdapter):
     channel = "gbm"
+    label = "Google Business Messages"
+    medium = "chat"
+    settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "partner_id": {"type": "string", "description": "The Business Communications partner's id, for the admin's reference."},
+        "brand_id": {**_NON_EMPTY, "description": "The brand of the agent (brands/{brand_id}/agents/{agent_id})."},
+        "agent_id": {**_NON_EMPTY, "description": "The agent: only deliveries whose agent is this one are recorded."},
+        "signing_key": {
+            "enum": list(SIGNING_KEYS),
+            "default": DEFAULT_SIGNING_KEY,
+            "description": "Which secret X-Goog-Signature is checked with (the two GBM documents disagree); "
+            "partner_key makes secrets.partner_key required.",
+        },
+    }
+    # brand_id and agent_id are required: the body's agent is checked against them, and without them
+    # every delivery is skipped, since one partner key signs for all of a partner's agents.
+    required_settings: ClassVar[tuple[str, ...]] = ("brand_id", "agent_id")
     required_secrets: ClassVar[tuple[str, ...]] = ("client_token",)
     # The service account only sends replies; the partner key only matters when it signs.
     optional_secrets: ClassVar[tuple[str, ...]] = ("partner_key", "service_account_json")
-    # brand_id and agent_id are required: the body's agent is checked against them, and without them
-    # every delivery is skipped, since one partner key signs for all of a partner's agents.
-    options: ClassVar[dict[str, str]] = {
-        "partner_id": "str",
-        "brand_id": "str!",
-        "agent_id": "str!",
-        "signing_key": "enum:" + "|".join(SIGNING_KEYS),
-    }
+    schema_rules: ClassVar[tuple[Mapping[str, Any], ...]] = (
+        {
+            "if": {"properties": {"signing_key": {"const": "partner_key"}}, "required": ["signing_key"]},
+            "then": {"properties": {"secrets": {"required": ["partner_key"]}}},
+        },
+    )
 
     def secrets_for(self, options: Mapping[str, object]) -> tuple[str, ...]:
         """The partner key becomes required when it is the key Google's deliveries are checked with."""
         if options.get("signing_key") == "partner_key":
             return (*self.required_secrets, "partner_key")
         return self.required_secrets
+
+    def simulate(
+        self, account: Mapping[str, Any], secrets: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None
+    ) -> Simulated:
+        """Signed with whichever key the account names, as its deliveries are checked."""
+        key = stored_secret(secrets, signing_key_name(account_from_dict(dict(account))))
+        body = build_message(
+            user or DEMO_CONVERSATION,
+            text,
+            brand_id=str(account.get("brand_id") or "BRAND_ID"),
+            agent_id=str(account.get("agent_id") or "AGENT_ID"),
+            message_id=event_id,
+        )
+        return Simulated(self.webhook_path(str(account["id"])), body, {"X-Goog-Signature": sign(key, body)})
 
     def handshake(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> WebhookResponse | None:
         if request.method.upper() != "POST" or len(request.body) > _VERIFICATION_MAX_BYTES:

@@ -17,12 +17,15 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import secrets as _secrets
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 from switchboard import safe_json
-from switchboard.channels.base import ChannelAdapter, FetchRequest, ParseResult, require_secret
+from switchboard.channels.base import ChannelAdapter, FetchRequest, ParseResult, Simulated, require_secret, stored_secret
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.errors import BadRequest, Unauthorized
 from switchboard.settings import Account
@@ -39,6 +42,8 @@ _ACCOUNT_EVENTS = frozenset({"module", "activated", "deactivated", "botSuspended
 # LINE notification messages' delivery completion: a receipt, and receipts are never messages.
 _RECEIPT_EVENTS = {"delivery": "delivery receipt"}
 _SHOWN_CHARS = 64
+# The customer `switchboard send line` writes as without --user: stable, so repeated sends share a conversation.
+DEMO_USER = "U" + hashlib.md5(b"switchboard-demo-customer", usedforsecurity=False).hexdigest()
 
 
 def sign(channel_secret: str, body: bytes) -> str:
@@ -47,10 +52,54 @@ def sign(channel_secret: str, body: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def new_event_id() -> str:
+    """A new webhookEventId as LINE makes them: a ULID, 26 Crockford base32 characters, time first."""
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(alphabet[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+def build_message(text: str, user: str, *, event_id: str | None = None, redelivery: bool = False) -> bytes:
+    """A one-event text message body shaped as LINE sends it, so a forged send exercises the real parser."""
+    event = {
+        "type": "message",
+        "mode": "active",
+        "timestamp": int(time.time() * 1000),
+        "source": {"type": "user", "userId": user},
+        "webhookEventId": event_id or new_event_id(),
+        "deliveryContext": {"isRedelivery": redelivery},
+        "replyToken": _secrets.token_hex(16),
+        "message": {
+            "id": str(_secrets.randbelow(10**18)),
+            "type": "text",
+            "text": text,
+            "quoteToken": _secrets.token_urlsafe(16),
+        },
+    }
+    return json.dumps({"destination": "U" + _secrets.token_hex(16), "events": [event]}, ensure_ascii=False).encode("utf-8")
+
+
 class LineAdapter(ChannelAdapter):
     channel = "line"
+    label = "LINE"
+    medium = "chat"
+    settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "channel_id": {
+            "type": "string",
+            "description": "The channel's id (LINE Developers console, Basic settings), kept for the admin's reference.",
+        },
+        "api_base_url": {
+            "$ref": "#/$defs/url",
+            "description": "Where profile look-ups go (the Messaging API); a sandbox or test server may stand in.",
+            "default": DEFAULT_API_BASE_URL,
+        },
+        "data_base_url": {
+            "$ref": "#/$defs/url",
+            "description": "Where media content is fetched from (LINE's data API).",
+            "default": DEFAULT_DATA_BASE_URL,
+        },
+    }
     required_secrets: ClassVar[tuple[str, ...]] = ("channel_secret", "channel_access_token")
-    options: ClassVar[dict[str, str]] = {"channel_id": "str", "api_base_url": "url", "data_base_url": "url"}
 
     def verify(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> None:
         received = request.header(SIGNATURE_HEADER)
@@ -107,6 +156,14 @@ class LineAdapter(ChannelAdapter):
     def profile_name(self, body: Any) -> str | None:
         name = body.get("displayName") if isinstance(body, dict) else None
         return (name.strip() or None) if isinstance(name, str) else None
+
+    def simulate(
+        self, account: Mapping[str, Any], secrets: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None
+    ) -> Simulated:
+        # A replay (an event id given) is marked as LINE marks its own redeliveries.
+        channel_secret = stored_secret(secrets, "channel_secret")
+        body = build_message(text, user or DEMO_USER, event_id=event_id, redelivery=event_id is not None)
+        return Simulated(self.webhook_path(str(account["id"])), body, {"X-Line-Signature": sign(channel_secret, body)})
 
     def _envelope(
         self,

@@ -520,7 +520,10 @@ def test_unknown_items_are_kept_as_events() -> None:
 def test_settings_the_config_checks() -> None:
     assert FacebookAdapter.required_secrets == ("app_secret", "verify_token", "page_access_token")
     assert adapter.secrets_for({"page_id": PAGE}) == FacebookAdapter.required_secrets
-    assert adapter.options == {"page_id": "str!", "allow_sha1": "bool", "graph_base_url": "url"}
+    assert set(FacebookAdapter.settings_schema) == {"page_id", "allow_sha1", "graph_base_url"}
+    assert FacebookAdapter.required_settings == ("page_id",)
+    assert FacebookAdapter.settings_schema["allow_sha1"]["type"] == "boolean"
+    assert FacebookAdapter.settings_schema["graph_base_url"]["$ref"] == "#/$defs/url"
 
 
 def test_accepted_is_event_received() -> None:

@@ -281,9 +281,9 @@ def test_required_secrets_follow_the_signing_key() -> None:
     assert adapter.secrets_for(account(signing_key="client_token").options) == ("client_token",)
     assert adapter.secrets_for(account(signing_key="partner_key").options) == ("client_token", "partner_key")
     assert set(adapter.optional_secrets) == {"partner_key", "service_account_json"}
-    assert adapter.options["signing_key"] == "enum:client_token|partner_key"
+    assert GbmAdapter.settings_schema["signing_key"]["enum"] == ["client_token", "partner_key"]
     # Required at apply: without them no delivery can be told to be this account's (see below).
-    assert (adapter.options["brand_id"], adapter.options["agent_id"]) == ("str!", "str!")
+    assert GbmAdapter.required_settings == ("brand_id", "agent_id")
 
 
 def test_an_unknown_signing_key_is_a_configuration_error() -> None:
