@@ -6,6 +6,12 @@ file with no problem at all becomes a :class:`Desired` set of objects to apply. 
 resolved here (literal, ``env:NAME``, ``file:PATH``) and kept apart from the settings documents, so
 nothing downstream can store one in DynamoDB by accident.
 
+The shape of the file (which settings exist, their types, what is required) is the JSON Schema
+:mod:`switchboard.config_schema` assembles from the channels' and CRMs' own declarations, checked
+with the ``jsonschema`` library; this module adds only what a schema cannot say: ids unique within
+a section, references to workstreams and auth settings that exist, secrets that resolve to
+something, and the stored form of a Salesforce org id.
+
 A secret that resolves to nothing is refused, never stored: an HMAC keyed with the empty string
 verifies whatever a forger signs with it, and an undefined CI variable is exactly how an empty
 ``env:NAME`` arrives. ``file:`` reads only a regular file inside the configuration file's own
@@ -15,46 +21,23 @@ or another user's files.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from switchboard import channels, rules
-from switchboard.settings import is_valid_id
+from switchboard import config_schema
+from switchboard.config_schema import ATTACHMENT_DEFAULTS
 
-TOP_LEVEL = ("accounts", "auth_settings", "widgets", "workstreams", "crm")
-CRM_PROVIDERS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
-    # provider: (settings and their types, required secrets)
-    "none": ({}, ()),
-    "zendesk": ({"base_url": "url!", "email": "str"}, ("api_token",)),
-    "salesforce": (
-        {
-            "login_url": "url!",
-            "org_id": "str!",
-            "api_version": "str",
-            "contact_external_id_field": "str",
-            "case_external_id_field": "str",
-        },
-        ("client_id", "client_secret", "refresh_tokens"),
-    ),
-    "dynamics": ({"org_url": "url!", "tenant_id": "str!", "authority_url": "url"}, ("client_id", "client_secret")),
-    "kustomer": ({"base_url": "url!"}, ("api_key",)),
-}
-LIST_SECRETS = frozenset({"refresh_tokens"})
+__all__ = ["ATTACHMENT_DEFAULTS", "Desired", "DesiredObject", "Issue", "SecretFileError", "read_secret_file", "validate"]
+
+TOP_LEVEL = config_schema.SECTIONS
 # A secret file holds a key, a token or a service account's JSON: a few KiB. Anything bigger is a mistake.
 MAX_SECRET_FILE_BYTES = 64 * 1024
 # Pseudo-filesystems whose "files" are processes' memory, environment or devices: never a secret file.
 _PSEUDO_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
-LINK_MINUTES_RANGE = (1, 1440)  # oauth2 `link_minutes`: how long a sign-in link stays valid
-ATTACHMENT_DEFAULTS: dict[str, Any] = {
-    "max_bytes": 25 * 1024 * 1024,
-    "extensions": ["jpg", "jpeg", "png", "gif", "webp", "heic", "pdf", "txt", "mp4", "mov", "m4a", "mp3", "aac", "wav", "ogg"],
-}
 
 
 @dataclass(frozen=True)
@@ -133,379 +116,197 @@ def read_secret_file(folder: Path, given: str, *, limit: int = MAX_SECRET_FILE_B
         raise SecretFileError("it is not UTF-8 text") from None
 
 
-class _Checker:
-    def __init__(self, env: Mapping[str, str], base_dir: Path) -> None:
-        self.issues: list[Issue] = []
-        self.env = env
-        self.base_dir = base_dir
-
-    def err(self, path: str, message: str) -> None:
-        self.issues.append(Issue(path, message))
-
-    def mapping(self, value: Any, path: str) -> dict[str, Any] | None:
-        if not isinstance(value, dict):
-            self.err(path, "must be a mapping")
-            return None
-        return value
-
-    def unknown(self, obj: Mapping[str, Any], path: str, allowed: set[str]) -> None:
-        for key in obj:
-            if key not in allowed:
-                self.err(f"{path}.{key}", "unknown setting")
-
-    def typed(self, obj: Mapping[str, Any], key: str, tag: str, path: str) -> Any:
-        required = tag.endswith("!")
-        tag = tag.rstrip("!")
-        where = f"{path}.{key}"
-        if key not in obj or obj[key] is None:
-            if required:
-                self.err(where, "required")
-            return None
-        value = obj[key]
-        if tag == "bool":
-            if not isinstance(value, bool):
-                self.err(where, "must be true or false")
-        elif tag == "int":
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                self.err(where, "must be a positive whole number")
-        elif tag == "id":
-            if not is_valid_id(value):
-                self.err(where, "must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit")
-        elif tag == "url":
-            self.url(value, where)
-        elif tag.startswith("enum:"):
-            options = tag[5:].split("|")
-            if value not in options:
-                self.err(where, f"must be one of {', '.join(options)}")
-        elif not isinstance(value, str) or (required and not value.strip()):
-            self.err(where, "must be a non-empty string" if required else "must be a string")
-        return value
-
-    def bounded_int(self, obj: Mapping[str, Any], key: str, bounds: tuple[int, int], path: str) -> None:
-        """An optional whole number within ``bounds`` (inclusive)."""
-        value = obj.get(key)
-        if value is None:
-            return
-        low, high = bounds
-        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            self.err(f"{path}.{key}", f"must be a whole number from {low} to {high}")
-
-    def url(self, value: Any, where: str) -> None:
-        if not isinstance(value, str):
-            self.err(where, "must be a URL")
-            return
-        parsed = urlparse(value)
-        if parsed.scheme == "https" and parsed.hostname:
-            return
-        if parsed.scheme == "http" and parsed.hostname and _is_loopback(parsed.hostname):
-            return
-        self.err(where, "must be an https URL (http only for 127.0.0.1 or localhost, for tests and sandboxes)")
-
-    def secrets(
-        self, obj: Mapping[str, Any], path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
-    ) -> dict[str, Any]:
-        raw = obj.get("secrets")
-        where = f"{path}.secrets"
-        if raw is None:
-            raw = {}
-            if required:
-                self.err(where, f"required ({', '.join(required)})")
-                return {}
-        if not isinstance(raw, dict):
-            self.err(where, "must be a mapping of secret names to values")
-            return {}
-        resolved: dict[str, Any] = {}
-        for name in required:
-            if name not in raw:
-                self.err(f"{where}.{name}", "required")
-        for name, value in raw.items():
-            if name not in required and name not in optional:
-                self.err(f"{where}.{name}", "unknown secret")
-                continue
-            if name in LIST_SECRETS:
-                items = value if isinstance(value, list) else None
-                if not items:
-                    self.err(f"{where}.{name}", "must be a non-empty list")
-                    continue
-                resolved[name] = [self.secret_value(v, f"{where}.{name}[{i}]") for i, v in enumerate(items)]
-            else:
-                resolved[name] = self.secret_value(value, f"{where}.{name}")
-        return resolved
-
-    def secret_value(self, value: Any, where: str) -> str:
-        if not isinstance(value, str):
-            self.err(where, "must be a string (literal, env:NAME or file:PATH)")
-            return ""
-        if value.startswith("env:"):
-            name = value[4:]
-            if not name:
-                self.err(where, "env: needs a variable name")
-                return ""
-            if name not in self.env:
-                self.err(where, f"environment variable {name} is not set")
-                return ""
-            resolved = self.env[name]
-            source = f" (environment variable {name} is empty or blank)"
-        elif value.startswith("file:"):
-            try:
-                resolved = read_secret_file(self.base_dir, value[5:]).strip()
-            except SecretFileError as exc:
-                self.err(where, f"cannot read {value[5:]}: {exc}")
-                return ""
-            source = f" (file {value[5:]} is empty or blank)"
-        else:
-            resolved, source = value, ""
-        if not resolved.strip():
-            # An empty key would make every HMAC over it public: refuse it, whatever the source.
-            self.err(where, f"empty{source}")
-            return ""
-        return resolved
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+Path_ = config_schema.Path  # a place in the file: keys and list indexes from the top
+# Settings whose stored form is not what the file says, by (CRM provider, setting): a Salesforce org id
+# comes in 15 and 18 characters, and the settings keep the 15 that the org's own answers are compared with.
+_NORMALISED_CRM_SETTINGS = {("salesforce", "org_id"): "switchboard.crm.salesforce:normalise_org_id"}
 
 
 def validate(doc: Any, *, env: Mapping[str, str], base_dir: Path) -> Desired | list[Issue]:
     """Every problem of the parsed file, with its path, or the objects to apply when there is none.
 
     ``base_dir`` is the configuration file's folder: ``file:`` secrets are read only from inside it.
+    The schema's findings come first for each place; a secret is resolved only where the schema
+    found nothing wrong with it, so one mistake is reported once.
     """
-    c = _Checker(env, base_dir)
+    found = config_schema.check(doc)
     if not isinstance(doc, dict):
-        return [Issue("(file)", "must be a mapping with accounts, auth_settings, widgets, workstreams and crm")]
-    c.unknown(doc, "(file)", set(TOP_LEVEL))
-    desired = Desired()
-    lists: dict[str, list[Any]] = {}
+        return _issues(doc, found)
+    sections: dict[str, list[Any]] = {}
     for key in TOP_LEVEL[:4]:
-        value = doc.get(key) or []
-        if not isinstance(value, list):
-            c.err(key, "must be a list")
-            value = []
-        lists[key] = value
-
-    workstream_ids = _ids(c, lists["workstreams"], "workstreams")
-    auth_ids = _ids(c, lists["auth_settings"], "auth_settings")
-    _ids(c, lists["accounts"], "accounts")
-    _ids(c, lists["widgets"], "widgets")
-
-    for i, ws in enumerate(lists["workstreams"]):
-        obj = _workstream(c, ws, f"workstreams[{i}]")
-        if obj:
-            desired.objects.append(obj)
-    for i, account in enumerate(lists["accounts"]):
-        obj = _account(c, account, f"accounts[{i}]", workstream_ids)
-        if obj:
-            desired.objects.append(obj)
-    for i, setting in enumerate(lists["auth_settings"]):
-        obj = _auth_setting(c, setting, f"auth_settings[{i}]")
-        if obj:
-            desired.objects.append(obj)
-    for i, widget in enumerate(lists["widgets"]):
-        obj = _widget(c, widget, f"widgets[{i}]", workstream_ids, auth_ids)
-        if obj:
-            desired.objects.append(obj)
-    if doc.get("crm") is not None:
-        obj = _crm(c, doc["crm"], "crm")
-        if obj:
-            desired.objects.append(obj)
-    return c.issues if c.issues else desired
+        items = doc.get(key)
+        sections[key] = items if isinstance(items, list) else []
+    found += _duplicates(sections)
+    found += _references(sections)
+    resolved = _Secrets(env, base_dir, {path for path, _ in found})
+    for key in ("accounts", "auth_settings"):
+        for index, item in enumerate(sections[key]):
+            if isinstance(item, dict):
+                resolved.resolve(item.get("secrets"), (key, index, "secrets"))
+    if isinstance(doc.get("crm"), dict):
+        resolved.resolve(doc["crm"].get("secrets"), ("crm", "secrets"))
+    found += resolved.issues
+    if found:
+        return _issues(doc, found)
+    return _desired(doc, sections, resolved.values)
 
 
-def _ids(c: _Checker, items: list[Any], path: str) -> set[str]:
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        if isinstance(item, dict) and isinstance(item.get("id"), str):
-            if item["id"] in seen:
-                c.err(f"{path}[{i}].id", f"duplicate id {item['id']!r}")
-            seen.add(item["id"])
-    return seen
+def _issues(doc: Any, found: list[tuple[Path_, str]]) -> list[Issue]:
+    """The problems in the order their places appear in the file (a missing setting first in its object)."""
+
+    def order(item: tuple[Path_, str]) -> list[tuple[int, int]]:
+        key: list[tuple[int, int]] = []
+        node = doc
+        for part in item[0]:
+            if isinstance(part, int):
+                key.append((0, part))
+                node = node[part] if isinstance(node, list) and part < len(node) else None
+            else:
+                keys = list(node) if isinstance(node, dict) else []
+                key.append((1, keys.index(part) if part in keys else -1))
+                node = node.get(part) if isinstance(node, dict) else None
+        return key
+
+    return [Issue(_path_text(path), message) for path, message in sorted(found, key=order)]
 
 
-def _workstream(c: _Checker, raw: Any, path: str) -> DesiredObject | None:
-    obj = c.mapping(raw, path)
-    if obj is None:
-        return None
-    c.unknown(obj, path, {"id", "fallback_queue", "close_after_minutes", "rules"})
-    c.typed(obj, "id", "id!", path)
-    c.typed(obj, "fallback_queue", "str!", path)
-    c.typed(obj, "close_after_minutes", "int", path)
-    rule_list = obj.get("rules") or []
-    if not isinstance(rule_list, list):
-        c.err(f"{path}.rules", "must be a list")
-        rule_list = []
-    for j, rule in enumerate(rule_list):
-        rpath = f"{path}.rules[{j}]"
-        r = c.mapping(rule, rpath)
-        if r is None:
-            continue
-        c.unknown(r, rpath, {"name", "when", "queue", "priority"})
-        c.typed(r, "name", "str", rpath)
-        c.typed(r, "queue", "str!", rpath)
-        c.typed(r, "priority", "int", rpath)
-        when = r.get("when")
-        if not isinstance(when, list) or not when:
-            c.err(f"{rpath}.when", "must be a non-empty list of conditions")
-            continue
-        for k, cond in enumerate(when):
-            _condition(c, cond, f"{rpath}.when[{k}]")
-    doc = {k: v for k, v in obj.items() if k != "secrets"}
-    return DesiredObject("workstream", str(obj.get("id")), doc)
+def _path_text(path: Path_) -> str:
+    if not path:
+        return "(file)"
+    text = "" if path[0] in TOP_LEVEL else "(file)"
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
-def _condition(c: _Checker, raw: Any, path: str) -> None:
-    cond = c.mapping(raw, path)
-    if cond is None:
-        return
-    c.unknown(cond, path, {"field", "op", "value"})
-    name, op = cond.get("field"), cond.get("op")
-    if not isinstance(name, str) or not rules.is_known_field(name):
-        c.err(f"{path}.field", f"must be one of {', '.join(sorted(rules.FIELDS))} or context.<variable>")
-    if op not in rules.OPERATORS:
-        c.err(f"{path}.op", f"must be one of {', '.join(sorted(rules.OPERATORS))}")
-        return
-    value = cond.get("value")
-    if op != "exists" and "value" not in cond:
-        c.err(f"{path}.value", "required")
-    elif op == "in" and not isinstance(value, list):
-        c.err(f"{path}.value", "must be a list for op in")
-    elif op in {"gt", "ge", "lt", "le"} and rules._number(value) is None:
-        c.err(f"{path}.value", f"must be a number for op {op}")
-    elif op not in {"in"} and isinstance(value, dict | list):
-        c.err(f"{path}.value", "must be a single value")
+def _duplicates(sections: Mapping[str, list[Any]]) -> Iterable[tuple[Path_, str]]:
+    for key, items in sections.items():
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                if item["id"] in seen:
+                    yield (key, index, "id"), f"duplicate id {item['id']!r}"
+                seen.add(item["id"])
 
 
-def _account(c: _Checker, raw: Any, path: str, workstream_ids: set[str]) -> DesiredObject | None:
-    obj = c.mapping(raw, path)
-    if obj is None:
-        return None
-    channel = obj.get("channel")
-    if channel not in channels.ADAPTERS:
-        c.err(f"{path}.channel", f"must be one of {', '.join(sorted(channels.ADAPTERS))}")
-        return None
-    adapter = channels.adapter(channel)
-    common = {"id", "channel", "enabled", "name", "workstream", "secrets", "attachments"}
-    c.unknown(obj, path, common | set(adapter.options))
-    c.typed(obj, "id", "id!", path)
-    c.typed(obj, "enabled", "bool", path)
-    c.typed(obj, "name", "str", path)
-    ws = c.typed(obj, "workstream", "str!", path)
-    if isinstance(ws, str) and ws not in workstream_ids:
-        c.err(f"{path}.workstream", f"no workstream with id {ws!r}")
-    for key, tag in adapter.options.items():
-        c.typed(obj, key, tag, path)
-    attachments = _attachments(c, obj.get("attachments"), f"{path}.attachments")
-    required = adapter.secrets_for(obj)
-    secrets = c.secrets(obj, path, required, tuple(adapter.optional_secrets))
-    doc = {k: v for k, v in obj.items() if k != "secrets"}
-    doc["attachments"] = attachments
-    doc.setdefault("enabled", True)
-    doc["secret_keys"] = sorted(secrets)
-    return DesiredObject("account", str(obj.get("id")), doc, secrets, channel=channel)
+def _references(sections: Mapping[str, list[Any]]) -> Iterable[tuple[Path_, str]]:
+    def ids(key: str) -> set[str]:
+        return {item["id"] for item in sections[key] if isinstance(item, dict) and isinstance(item.get("id"), str)}
+
+    targets = {"workstream": ("workstreams", "workstream"), "auth_setting": ("auth_settings", "auth setting")}
+    known = {name: ids(section) for name, (section, _) in targets.items()}
+    for key, fields in (("accounts", ("workstream",)), ("widgets", ("workstream", "auth_setting"))):
+        for index, item in enumerate(sections[key]):
+            for name in fields:
+                value = item.get(name) if isinstance(item, dict) else None
+                if isinstance(value, str) and value not in known[name]:
+                    yield (key, index, name), f"no {targets[name][1]} with id {value!r}"
 
 
-def _attachments(c: _Checker, raw: Any, path: str) -> dict[str, Any]:
-    out = dict(ATTACHMENT_DEFAULTS)
-    if raw is None:
-        return out
-    obj = c.mapping(raw, path)
-    if obj is None:
-        return out
-    c.unknown(obj, path, {"max_bytes", "extensions"})
-    if "max_bytes" in obj:
-        c.typed(obj, "max_bytes", "int", path)
-        out["max_bytes"] = obj["max_bytes"]
-    if "extensions" in obj:
-        ext = obj["extensions"]
-        if not isinstance(ext, list) or not all(isinstance(e, str) and e for e in ext):
-            c.err(f"{path}.extensions", "must be a list of file extensions")
+class _Secrets:
+    """Resolves the file's secrets (literal, ``env:NAME``, ``file:PATH``), refusing any that come out empty."""
+
+    def __init__(self, env: Mapping[str, str], base_dir: Path, flagged: set[Path_]) -> None:
+        self.env = env
+        self.base_dir = base_dir
+        self.flagged = flagged  # places the schema already refused: not resolved, not reported twice
+        self.issues: list[tuple[Path_, str]] = []
+        self.values: dict[Path_, dict[str, Any]] = {}
+
+    def resolve(self, raw: Any, where: Path_) -> None:
+        if not isinstance(raw, dict):
+            return
+        out: dict[str, Any] = {}
+        for name, value in raw.items():
+            path = (*where, name)
+            if path in self.flagged:
+                continue
+            if isinstance(value, list):
+                out[name] = [self.value(item, (*path, i)) for i, item in enumerate(value)]
+            else:
+                out[name] = self.value(value, path)
+        self.values[where] = out
+
+    def value(self, value: Any, where: Path_) -> str:
+        if not isinstance(value, str) or where in self.flagged:
+            return ""  # the schema said why
+        if value.startswith("env:"):
+            name = value[4:]
+            if not name:
+                return self._refuse(where, "env: needs a variable name")
+            if name not in self.env:
+                return self._refuse(where, f"environment variable {name} is not set")
+            resolved = self.env[name]
+            source = f" (environment variable {name} is empty or blank)"
+        elif value.startswith("file:"):
+            try:
+                resolved = read_secret_file(self.base_dir, value[5:]).strip()
+            except SecretFileError as exc:
+                return self._refuse(where, f"cannot read {value[5:]}: {exc}")
+            source = f" (file {value[5:]} is empty or blank)"
         else:
-            out["extensions"] = sorted({e.lower().lstrip(".") for e in ext})
+            resolved, source = value, ""
+        if not resolved.strip():
+            # An empty key would make every HMAC over it public: refuse it, whatever the source.
+            return self._refuse(where, f"empty{source}")
+        return resolved
+
+    def _refuse(self, where: Path_, message: str) -> str:
+        self.issues.append((where, message))
+        return ""
+
+
+def _desired(doc: dict[str, Any], sections: Mapping[str, list[Any]], secrets: Mapping[Path_, dict[str, Any]]) -> Desired:
+    """The objects to apply, from a file with no problem: what the settings table stores, secrets apart."""
+    desired = Desired()
+
+    def settings(obj: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in obj.items() if k != "secrets"}
+
+    for ws in sections["workstreams"]:
+        desired.objects.append(DesiredObject("workstream", ws["id"], settings(ws)))
+    for index, account in enumerate(sections["accounts"]):
+        values = secrets.get(("accounts", index, "secrets"), {})
+        stored = settings(account)
+        stored["attachments"] = _attachments(account.get("attachments") or {})
+        stored.setdefault("enabled", True)
+        stored["secret_keys"] = sorted(values)
+        desired.objects.append(DesiredObject("account", account["id"], stored, values, channel=account["channel"]))
+    for index, setting in enumerate(sections["auth_settings"]):
+        values = secrets.get(("auth_settings", index, "secrets"), {})
+        stored = settings(setting)
+        stored["secret_keys"] = sorted(values)
+        desired.objects.append(DesiredObject("auth_setting", setting["id"], stored, values or None))
+    for widget in sections["widgets"]:
+        desired.objects.append(DesiredObject("widget", widget["id"], dict(widget)))
+    crm = doc.get("crm")
+    if isinstance(crm, dict):
+        values = secrets.get(("crm", "secrets"), {})
+        stored = settings(crm)
+        for (provider, name), target in _NORMALISED_CRM_SETTINGS.items():
+            if crm["provider"] == provider and isinstance(stored.get(name), str):
+                stored[name] = _function(target)(stored[name])
+        default_user = crm.get("default_user") or {}
+        stored["default_user"] = {
+            "enabled": bool(default_user.get("enabled", False)),
+            "always": bool(default_user.get("always", False)),
+        }
+        stored["secret_keys"] = sorted(values)
+        desired.objects.append(DesiredObject("crm", "default", stored, values or None))
+    return desired
+
+
+def _attachments(given: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(ATTACHMENT_DEFAULTS)
+    if "max_bytes" in given:
+        out["max_bytes"] = given["max_bytes"]
+    if "extensions" in given:
+        out["extensions"] = sorted({e.lower().lstrip(".") for e in given["extensions"]})
     return out
 
 
-def _auth_setting(c: _Checker, raw: Any, path: str) -> DesiredObject | None:
-    obj = c.mapping(raw, path)
-    if obj is None:
-        return None
-    kind = c.typed(obj, "type", "enum:jwt|oauth2!", path)
-    c.typed(obj, "id", "id!", path)
-    if kind == "jwt":
-        c.unknown(obj, path, {"id", "type", "public_key_url", "issuer"})
-        c.typed(obj, "public_key_url", "url!", path)
-        c.typed(obj, "issuer", "str", path)
-        secrets: dict[str, Any] = {}
-    elif kind == "oauth2":
-        allowed = {"id", "type", "token_url", "userinfo_url", "redirect_url", "client_id", "scope", "user_id_claim"}
-        allowed |= {"token_endpoint_auth", "expiry_seconds", "additional_parameters", "secrets"}
-        allowed |= {"authorize_url", "link_minutes"}  # optional: for sign-in links (`switchboard auth-link`)
-        c.unknown(obj, path, allowed)
-        for key in ("token_url", "userinfo_url", "redirect_url"):
-            c.typed(obj, key, "url!", path)
-        c.typed(obj, "authorize_url", "url", path)
-        c.typed(obj, "client_id", "str!", path)
-        c.typed(obj, "scope", "str", path)
-        c.typed(obj, "user_id_claim", "str", path)
-        c.typed(obj, "token_endpoint_auth", "enum:client_secret_post|client_secret_basic", path)
-        c.typed(obj, "expiry_seconds", "int", path)
-        c.bounded_int(obj, "link_minutes", LINK_MINUTES_RANGE, path)
-        extra = obj.get("additional_parameters")
-        if extra is not None and (not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values())):
-            c.err(f"{path}.additional_parameters", "must be a mapping of names to strings")
-        secrets = c.secrets(obj, path, ("client_secret",))
-    else:
-        return None
-    doc = {k: v for k, v in obj.items() if k != "secrets"}
-    doc["secret_keys"] = sorted(secrets)
-    return DesiredObject("auth_setting", str(obj.get("id")), doc, secrets or None)
+def _function(target: str) -> Any:
+    import importlib
 
-
-def _widget(c: _Checker, raw: Any, path: str, workstream_ids: set[str], auth_ids: set[str]) -> DesiredObject | None:
-    obj = c.mapping(raw, path)
-    if obj is None:
-        return None
-    c.unknown(obj, path, {"id", "auth_setting", "allow_anonymous", "workstream", "enabled"})
-    c.typed(obj, "id", "id!", path)
-    c.typed(obj, "allow_anonymous", "bool", path)
-    c.typed(obj, "enabled", "bool", path)
-    ws = c.typed(obj, "workstream", "str!", path)
-    if isinstance(ws, str) and ws not in workstream_ids:
-        c.err(f"{path}.workstream", f"no workstream with id {ws!r}")
-    auth = c.typed(obj, "auth_setting", "str", path)
-    if isinstance(auth, str) and auth not in auth_ids:
-        c.err(f"{path}.auth_setting", f"no auth setting with id {auth!r}")
-    return DesiredObject("widget", str(obj.get("id")), dict(obj))
-
-
-def _crm(c: _Checker, raw: Any, path: str) -> DesiredObject | None:
-    obj = c.mapping(raw, path)
-    if obj is None:
-        return None
-    provider = obj.get("provider")
-    if provider not in CRM_PROVIDERS:
-        c.err(f"{path}.provider", f"must be one of {', '.join(CRM_PROVIDERS)}")
-        return None
-    options, required = CRM_PROVIDERS[provider]
-    c.unknown(obj, path, {"provider", "default_user", "secrets"} | set(options))
-    for key, tag in options.items():
-        c.typed(obj, key, tag, path)
-    if provider == "salesforce" and isinstance(obj.get("org_id"), str) and len(obj["org_id"]) not in (15, 18):
-        c.err(f"{path}.org_id", f"must be 15 or 18 characters (got {len(obj['org_id'])})")
-    default_user = obj.get("default_user") or {}
-    du = c.mapping(default_user, f"{path}.default_user")
-    if du is not None:
-        c.unknown(du, f"{path}.default_user", {"enabled", "always"})
-        c.typed(du, "enabled", "bool", f"{path}.default_user")
-        c.typed(du, "always", "bool", f"{path}.default_user")
-    secrets = c.secrets(obj, path, required)
-    doc = {k: v for k, v in obj.items() if k != "secrets"}
-    if provider == "salesforce" and isinstance(doc.get("org_id"), str) and len(doc["org_id"]) == 18:
-        doc["org_id"] = doc["org_id"][:15]  # 18-character ids are the 15-character id plus a checksum
-    doc["default_user"] = {"enabled": bool((du or {}).get("enabled", False)), "always": bool((du or {}).get("always", False))}
-    doc["secret_keys"] = sorted(secrets)
-    return DesiredObject("crm", "default", doc, secrets or None)
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
