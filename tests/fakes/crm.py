@@ -320,7 +320,9 @@ class FakeCrm:
             from switchboard.crm.dynamics import record_id  # the adapter chooses the key; the row does not hold the identity
 
             return [c for c in self.records("dynamics", "contacts") if c["contactid"] == record_id("contact", identity)]
-        return [c for c in self.records("kustomer", "customers") if c["attributes"].get("externalId") == identity]
+        if provider == "kustomer":
+            return [c for c in self.records("kustomer", "customers") if c["attributes"].get("externalId") == identity]
+        raise KeyError(f"the fake CRM does not answer as {provider!r}")
 
     def tickets(self, provider: str, conversation_id: str) -> list[dict[str, Any]]:
         """The tickets (cases, incidents, conversations) opened for a conversation."""
@@ -332,7 +334,9 @@ class FakeCrm:
             from switchboard.crm.dynamics import record_id
 
             return [i for i in self.records("dynamics", "incidents") if i["incidentid"] == record_id("incident", conversation_id)]
-        return [c for c in self.records("kustomer", "conversations") if c["attributes"].get("externalId") == conversation_id]
+        if provider == "kustomer":
+            return [c for c in self.records("kustomer", "conversations") if c["attributes"].get("externalId") == conversation_id]
+        raise KeyError(f"the fake CRM does not answer as {provider!r}")
 
     def texts(self, provider: str, ticket: dict[str, Any]) -> list[str]:
         """What the ticket holds of the customer's messages, oldest first."""
@@ -345,11 +349,26 @@ class FakeCrm:
             notes = self.records("dynamics", "annotations")
             later = [n["notetext"] for n in notes if n["_objectid_incident_value"] == ticket["incidentid"]]
             return [ticket["description"], *later]
-        return [
-            m["attributes"]["preview"]
-            for m in self.records("kustomer", "messages")
-            if m["relationships"]["conversation"]["data"]["id"] == ticket["id"]
-        ]
+        if provider == "kustomer":
+            return [
+                m["attributes"]["preview"]
+                for m in self.records("kustomer", "messages")
+                if m["relationships"]["conversation"]["data"]["id"] == ticket["id"]
+            ]
+        raise KeyError(f"the fake CRM does not answer as {provider!r}")
+
+    def ticket_owner(self, provider: str, ticket: dict[str, Any]) -> str | None:
+        """The user a ticket is assigned to; None when unassigned (or, in Salesforce, left to assignment rules)."""
+        if provider == "zendesk":
+            return None if ticket.get("assignee_id") is None else str(ticket["assignee_id"])
+        if provider == "salesforce":
+            return None if ticket.get("OwnerId") in (None, SF_DEFAULT_CASE_OWNER) else str(ticket["OwnerId"])
+        if provider == "dynamics":
+            return ticket.get("_ownerid_value")
+        if provider == "kustomer":
+            users = ticket["attributes"].get("assignedUsers") or []
+            return str(users[0]) if users else None
+        raise KeyError(f"the fake CRM does not answer as {provider!r}")
 
     def ticket_creates(self, provider: str) -> list[Call]:
         """The calls that created (or tried to create) a ticket, oldest first."""

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from crm_support import make_envelope, split_section
 from fakes import crm as fake
 from fakes.crm import FakeCrm
@@ -106,7 +107,10 @@ def test_every_declared_setting_is_accepted_by_the_schema_and_read_by_the_adapte
     assert set(section) - {"provider", "secrets", "default_user"} <= set(cls.settings_schema)
     assert config_schema.check({"crm": section}) == []
     doc, secrets = split_section(section)
-    assert isinstance(registry.build_adapter(crm_from_dict(doc), secrets), cls)
+    session = requests.Session()
+    adapter = registry.build_adapter(crm_from_dict(doc), secrets, session=session)
+    assert isinstance(adapter, cls)
+    assert adapter.http.session is session  # type: ignore[attr-defined]  # the caller's session (apply's check, tests)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -64,10 +64,6 @@ SETTINGS = {
 }
 
 
-def test_every_registered_provider_has_a_case_here() -> None:
-    assert sorted(SETTINGS) == sorted(registry.names())
-
-
 def test_declared_secrets() -> None:
     assert registry.adapter_class("salesforce").required_secrets == ("client_id", "client_secret", "refresh_tokens")
     assert registry.adapter_class("salesforce").list_secrets == ("refresh_tokens",)

@@ -30,6 +30,9 @@ from switchboard.settings import CrmSettings, crm_from_dict
 PROVIDERS = registry.names()
 T0 = 1_751_339_045_000
 KINDS = RECORD_KINDS
+# Calls that open a ticket for a contact the profile knows: the ticket call alone, but Kustomer records
+# the first message with a call of its own (bench/crm_calls.py's goal is at most 2).
+OPENING_CALLS = {"kustomer": 2}
 
 
 @dataclass
@@ -179,18 +182,13 @@ def test_one_contact_one_ticket_then_appends_and_redelivery_writes_nothing(world
     assert (after.contact_id, after.ticket_id, after.messages_written) == (state.contact_id, state.ticket_id, 2)
     assert world.store.is_written(world.id("c-1"), first) and world.store.is_written(world.id("c-1"), second)
 
-    appended = {
-        "zendesk": lambda: world.crm.records("zendesk", "tickets")[0]["comments"],
-        "salesforce": lambda: world.crm.records("salesforce", "CaseComment"),
-        "dynamics": lambda: world.crm.records("dynamics", "annotations"),
-        "kustomer": lambda: world.crm.records("kustomer", "messages"),
-    }[provider]()
-    texts = [str(a.get("body") or a.get("CommentBody") or a.get("notetext") or a["attributes"]["preview"]) for a in appended]
-    assert texts[-1] == "order 1234"
+    (ticket,) = world.crm.tickets(provider, world.id("c-1"))
+    assert world.crm.texts(provider, ticket) == ["I need a refund", "order 1234"]
 
 
-@pytest.mark.parametrize(("provider", "opening_calls"), [("zendesk", 1), ("salesforce", 1), ("dynamics", 1), ("kustomer", 2)])
-def test_the_next_conversation_reuses_the_contact(world: World, provider: str, opening_calls: int) -> None:
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_next_conversation_reuses_the_contact(world: World, provider: str) -> None:
+    opening_calls = OPENING_CALLS.get(provider, 1)
     world.configure(provider)
     old = world.conversation(conversation_id="c-old")
     crm_stage.process(world.message(old, 1), world.deps())
@@ -269,16 +267,14 @@ def test_default_user_off_leaves_records_unassigned_where_the_crm_allows(world: 
     conversation = world.conversation()
     crm_stage.process(world.message(conversation, 1), world.deps())
     state = world.state("c-1")
-    ticket = world.crm.records(provider, KINDS[provider][1])[0]
-    if provider == "zendesk":
-        assert "assignee_id" not in ticket and state.owner_id is None
-    elif provider == "salesforce":
+    (ticket,) = world.crm.tickets(provider, world.id("c-1"))
+    # None, unless the CRM cannot leave a ticket unassigned (Dynamics: the application user owns it).
+    expected = world.adapters.adapter_for(world.settings.crm()).ticket_owner(None)
+    assert state.owner_id == expected == world.crm.ticket_owner(provider, ticket)
+    if provider == "salesforce":
         assert ticket["SforceAutoAssign"] is None and ticket["OwnerId"] == SF_DEFAULT_CASE_OWNER  # assignment rules decide
-        assert state.owner_id is None
-    elif provider == "dynamics":  # Dynamics cannot leave a case unassigned: the application user owns it
-        assert ticket["_ownerid_value"] == world.crm.admin_id("dynamics") == state.owner_id
-    else:
-        assert "assignedUsers" not in ticket["attributes"] and state.owner_id is None
+    if provider == "dynamics":
+        assert expected == world.crm.admin_id("dynamics")
     assert not any(c.kind == "whoami" for c in world.crm.calls(provider="zendesk"))
 
 
@@ -289,22 +285,19 @@ def test_default_user_enabled_owns_the_opening_records_only(world: World, provid
     crm_stage.process(world.message(conversation, 1), world.deps())
     crm_stage.process(world.message(conversation, 2), world.deps())
     admin = world.crm.admin_id(provider)
-    ticket = world.crm.records(provider, KINDS[provider][1])[0]
+    (ticket,) = world.crm.tickets(provider, world.id("c-1"))
+    assert world.crm.ticket_owner(provider, ticket) == admin
     if provider == "zendesk":
-        assert ticket["assignee_id"] == int(admin)
         put = world.crm.calls(provider="zendesk", kind="api")[-1]
         assert put.method == "PUT" and "assignee_id" not in put.body["ticket"]  # a later message is not the admin's
     elif provider == "salesforce":
-        assert ticket["OwnerId"] == admin and ticket["SforceAutoAssign"] == "FALSE"
+        assert ticket["SforceAutoAssign"] == "FALSE"
         contact = world.crm.records("salesforce", "Contact")[0]
         assert contact["OwnerId"] == admin
     elif provider == "dynamics":
-        assert ticket["_ownerid_value"] == admin
         note = world.crm.records("dynamics", "annotations")[0]
         assert world.crm.calls(provider="dynamics", kind="api")[-1].body.get("ownerid@odata.bind") is None
         assert note["_ownerid_value"] == admin  # created by the application user anyway
-    else:
-        assert ticket["attributes"]["assignedUsers"] == [admin]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -322,9 +315,10 @@ def test_default_user_always_owns_later_records_too(world: World, provider: str)
     elif provider == "salesforce":  # a CaseComment has no owner: the linked admin creates it in every mode
         assert set(last.body) == {"ParentId", "CommentBody"}
         assert world.crm.records("salesforce", "CaseComment")[0]["CreatedById"] == admin
-    else:  # a Kustomer message has no owner; the conversation stays the admin's
+    elif provider == "kustomer":  # a Kustomer message has no owner; the conversation stays the admin's
         assert "assignedUsers" not in last.body
-        assert world.crm.records("kustomer", "conversations")[0]["attributes"]["assignedUsers"] == [admin]
+    (ticket,) = world.crm.tickets(provider, world.id("c-1"))
+    assert world.crm.ticket_owner(provider, ticket) == admin
     assert world.state("c-1").owner_id == admin
 
 
