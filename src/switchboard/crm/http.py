@@ -110,9 +110,10 @@ def vendor_error_text(response: Response) -> str:
     """The CRM's own words about a failed call, whatever shape its error body takes.
 
     Shapes: Zendesk ``{"error","description","details"}`` (or ``{"error":{"title","message"}}``),
-    OAuth ``{"error","error_description"}``, Salesforce ``[{"message","errorCode"}]``, Dataverse
-    ``{"error":{"code","message"}}``, Kustomer ``{"errors":[{"code","message"}]}`` or JSON:API
-    ``{"errors":[{"status","code","title","detail","source"}]}``; anything else as plain text.
+    OAuth ``{"error","error_description"}``, the common ``{"error","message"}``, Salesforce
+    ``[{"message","errorCode"}]``, Dataverse ``{"error":{"code","message"}}``, Kustomer
+    ``{"errors":[{"code","message"}]}`` or JSON:API ``{"errors":[{"status","code","title","detail","source"}]}``;
+    anything else as plain text.
     """
     body = _body_json(response)
     text = ""
@@ -129,8 +130,9 @@ def vendor_error_text(response: Response) -> str:
         errors = body.get("errors")
         if isinstance(error, dict):  # Dataverse, or Zendesk's {"error": {"title", "message"}}
             text = _join([error.get("code") or error.get("title"), error.get("message")])
-        elif isinstance(error, str):  # Zendesk or OAuth
-            text = _join([error, body.get("description") or body.get("error_description")])
+        elif isinstance(error, str):  # Zendesk, OAuth, or the common {"error": code, "message": text}
+            detail = body.get("description") or body.get("error_description") or body.get("message")
+            text = _join([error, detail if isinstance(detail, str) else None])
             details = body.get("details")
             if isinstance(details, dict):
                 descriptions = [

@@ -98,6 +98,7 @@ def test_retry_after_is_capped() -> None:
             {"error": "invalid_grant", "error_description": "expired access/refresh token"},
             "invalid_grant: expired access/refresh token",
         ),
+        ({"error": "invalid", "message": "contact_id: no such contact"}, "invalid: contact_id: no such contact"),
     ],
 )
 def test_vendor_error_shapes(body: object, expected: str) -> None:
