@@ -146,6 +146,16 @@ class CrmAdapter(ABC):
         """Build the adapter from stored settings; :class:`CrmConfigError` names what is missing."""
 
     @classmethod
+    def stored_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The section's settings as the settings table keeps them, from the file's validated ones.
+
+        The same by default; a CRM whose settings have several spellings of one value (Salesforce's
+        15- and 18-character org ids) stores the one its adapter compares with, so `apply` needs no
+        knowledge of any CRM.
+        """
+        return dict(settings)
+
+    @classmethod
     def resolve_settings(cls, settings: CrmSettings, secrets: Mapping[str, Any]) -> dict[str, Any]:
         """Every declared setting's value, defaults from :attr:`settings_schema` filled in.
 

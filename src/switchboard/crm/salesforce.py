@@ -168,6 +168,14 @@ class SalesforceAdapter(CrmAdapter):
         self._on_notice = on_notice
 
     @classmethod
+    def stored_settings(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The org id is kept in its 15-character form, the one the token's identity URL is compared with."""
+        stored = dict(settings)
+        if isinstance(stored.get("org_id"), str):
+            stored["org_id"] = normalise_org_id(stored["org_id"])
+        return stored
+
+    @classmethod
     def from_settings(cls, settings: CrmSettings, secrets: Mapping[str, Any], *, session: Session | None = None) -> Self:
         values = cls.resolve_settings(settings, secrets)
         tokens = cls.secret_list(secrets, "refresh_tokens")

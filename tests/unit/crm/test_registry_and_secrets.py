@@ -96,6 +96,15 @@ def test_an_unknown_provider_is_an_error_never_another_crm(provider: str) -> Non
         build_adapter(CrmSettings(provider, kustomer_settings), {"api_key": KUSTOMER_API_KEY})
 
 
+def test_stored_settings_keep_one_spelling_of_the_org_id() -> None:
+    """`apply` asks the CRM how to store its settings instead of knowing that Salesforce ids come in two lengths."""
+    salesforce = registry.adapter_class("salesforce")
+    stored = salesforce.stored_settings({"login_url": "https://x.my.salesforce.com", "org_id": "00D5G000004JJ18EAC"})
+    assert stored == {"login_url": "https://x.my.salesforce.com", "org_id": "00D5g000004Jj18"}  # case rebuilt from the checksum
+    kustomer = {"base_url": "https://acme.api.kustomerapp.com", "channel_map": {"gbm": "sms"}}
+    assert registry.adapter_class("kustomer").stored_settings(kustomer) == kustomer
+
+
 def test_declared_defaults_reach_the_adapter() -> None:
     salesforce = build_adapter(
         CrmSettings("salesforce", {"login_url": "https://acme.my.salesforce.com", "org_id": "00D5g000004Jj18"}),
