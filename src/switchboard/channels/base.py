@@ -146,7 +146,6 @@ class ChannelAdapter(ABC):
 
     # -- for the command: `switchboard send <channel>` -----------------------------------------------
 
-    @abstractmethod
     def simulate(
         self, account: Mapping[str, Any], secrets: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None
     ) -> Simulated:
@@ -155,8 +154,10 @@ class ChannelAdapter(ABC):
         It is built and signed exactly as the platform does it, so it exercises the real verify and
         parse. ``user`` is the platform's customer id (a stable demo customer when None); ``event_id``
         replays a delivery with the platform's own event id. A secret the account does not hold raises
-        :class:`~switchboard.errors.SecretMissing` naming it, never a value.
+        :class:`~switchboard.errors.SecretMissing` naming it, never a value. Every registered channel
+        implements it (tests/unit/channels/test_simulate.py); the default only spares test doubles.
         """
+        raise NotImplementedError(f"{self.channel} deliveries cannot be simulated")
 
     def webhook_path(self, account_id: str) -> str:
         """The account's webhook below the API's URL (interface section 2)."""

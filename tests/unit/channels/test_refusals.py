@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from switchboard import edge
+from switchboard import channels, edge
 from switchboard.channels.base import ChannelAdapter, require_secret
 from switchboard.channels.facebook import FacebookAdapter, build_message, sign_sha1, sign_sha256
 from switchboard.channels.gbm import GbmAdapter
@@ -384,7 +384,7 @@ SIGNERS: dict[str, tuple[ChannelAdapter, Callable[[bytes], dict[str, str]], Mapp
 
 
 @pytest.mark.parametrize("depth", [30, 2000, 100_000])
-@pytest.mark.parametrize("channel", sorted(SIGNERS))
+@pytest.mark.parametrize("channel", channels.names())  # a new channel without its signer here fails
 def test_a_signed_body_nested_too_deep_is_400_and_records_nothing(channel: str, depth: int) -> None:
     adapter, signer, secrets = SIGNERS[channel]
     body = deep_bodies(channel, depth)
@@ -394,7 +394,7 @@ def test_a_signed_body_nested_too_deep_is_400_and_records_nothing(channel: str, 
     assert publisher.calls == 0 and publisher.published == []
 
 
-@pytest.mark.parametrize("channel", sorted(SIGNERS))
+@pytest.mark.parametrize("channel", channels.names())  # a new channel without its signer here fails
 def test_a_signed_body_nested_within_the_limit_is_accepted(channel: str) -> None:
     adapter, signer, secrets = SIGNERS[channel]
     body = deep_bodies(channel, 10)
