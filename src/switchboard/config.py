@@ -9,8 +9,8 @@ nothing downstream can store one in DynamoDB by accident.
 The shape of the file (which settings exist, their types, what is required) is the JSON Schema
 :mod:`switchboard.config_schema` assembles from the channels' and CRMs' own declarations, checked
 with the ``jsonschema`` library; this module adds only what a schema cannot say: ids unique within
-a section, references to workstreams and auth settings that exist, secrets that resolve to
-something, and the stored form of a Salesforce org id.
+a section, references to workstreams and auth settings that exist, and secrets that resolve to
+something. How a CRM's settings are stored is the CRM's to say (``stored_settings``).
 
 A secret that resolves to nothing is refused, never stored: an HMAC keyed with the empty string
 verifies whatever a forger signs with it, and an undefined CI variable is exactly how an empty
@@ -117,9 +117,6 @@ def read_secret_file(folder: Path, given: str, *, limit: int = MAX_SECRET_FILE_B
 
 
 Path_ = config_schema.Path  # a place in the file: keys and list indexes from the top
-# Settings whose stored form is not what the file says, by (CRM provider, setting): a Salesforce org id
-# comes in 15 and 18 characters, and the settings keep the 15 that the org's own answers are compared with.
-_NORMALISED_CRM_SETTINGS = {("salesforce", "org_id"): "switchboard.crm.salesforce:normalise_org_id"}
 
 
 def validate(doc: Any, *, env: Mapping[str, str], base_dir: Path) -> Desired | list[Issue]:
@@ -283,9 +280,10 @@ def _desired(doc: dict[str, Any], sections: Mapping[str, list[Any]], secrets: Ma
     if isinstance(crm, dict):
         values = secrets.get(("crm", "secrets"), {})
         stored = settings(crm)
-        for (provider, name), target in _NORMALISED_CRM_SETTINGS.items():
-            if crm["provider"] == provider and isinstance(stored.get(name), str):
-                stored[name] = _function(target)(stored[name])
+        if crm["provider"] != config_schema.NO_CRM:  # the CRM's own stored form (one spelling of an id)
+            from switchboard.crm import registry
+
+            stored = registry.adapter_class(crm["provider"]).stored_settings(stored)
         default_user = crm.get("default_user") or {}
         stored["default_user"] = {
             "enabled": bool(default_user.get("enabled", False)),
@@ -303,10 +301,3 @@ def _attachments(given: Mapping[str, Any]) -> dict[str, Any]:
     if "extensions" in given:
         out["extensions"] = sorted({e.lower().lstrip(".") for e in given["extensions"]})
     return out
-
-
-def _function(target: str) -> Any:
-    import importlib
-
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
