@@ -7,7 +7,7 @@ SAM_READY := $(SAM_VENV)/.ready
 # sam and cfn-lint read the template offline; they only need a region and some credentials.
 OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
 
-.PHONY: demo test lint unit e2e bench fuzz load clean
+.PHONY: demo setup test lint unit e2e deploy-check bench fuzz load clean
 
 $(READY): requirements-dev.txt src/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,11 @@ $(SAM_READY): requirements-sam.txt
 demo: $(READY)
 	$(VENV)/bin/switchboard local
 
-## test: set up, then ruff, mypy, cfn-lint, sam validate --lint, unit tests and end-to-end tests on a local stack
-test: lint unit e2e
+## setup: only the set-up: .venv (switchboard, tests) and .venv-sam (SAM CLI), each pinned
+setup: $(READY) $(SAM_READY)
+
+## test: set up, then ruff, mypy, cfn-lint, sam validate --lint, unit tests, end-to-end tests on a local stack and the deploy rehearsal
+test: lint unit e2e deploy-check
 
 lint: $(READY) $(SAM_READY)
 	$(VENV)/bin/ruff check .
@@ -35,10 +38,16 @@ lint: $(READY) $(SAM_READY)
 	$(OFFLINE_AWS) $(SAM_VENV)/bin/sam validate --lint
 
 unit: $(READY)
-	$(VENV)/bin/pytest -q -n 2 -m "not e2e and not slow" tests
+	$(VENV)/bin/pytest -q -n 2 -m "not e2e and not slow and not deploy" tests
 
 e2e: $(READY)
 	$(VENV)/bin/pytest -q -m e2e tests/e2e
+
+## deploy-check: `sam build` as on a fresh machine (no python3.12, no Docker) and its artifacts inspected; `sam deploy
+## --guided` answered with Enter; the stack created by moto's CloudFormation from SAM's transform; `switchboard --stack`
+## and the built handlers run against it (tests/deploy)
+deploy-check: $(READY) $(SAM_READY)
+	$(VENV)/bin/pytest -q -m deploy tests/deploy
 
 ## fuzz: the forgery properties with >= 10,000 cases (HYPOTHESIS_PROFILE=fuzz); prints the cases tried per target
 fuzz: $(READY)
@@ -60,4 +69,4 @@ load: $(READY)
 	$(VENV)/bin/python tests/load/load_fault.py
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .pytest_cache .ruff_cache

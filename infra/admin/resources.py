@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,27 @@ from switchboard import safe_json
 
 class TargetError(Exception):
     """No stack to talk to: said plainly, with what to do."""
+
+
+def use_account(*, region: str | None, profile: str | None) -> None:
+    """Every boto3 client this process makes from now on (the core's store adapters too) uses ``profile`` and ``region``.
+
+    As with the AWS CLI's ``--profile``, a named profile outranks keys in the environment: they are dropped
+    here, or boto3 would quietly prefer them. A profile that does not exist is said in one line.
+    """
+    if profile:
+        import boto3
+        import botocore.exceptions
+
+        try:
+            boto3.session.Session(profile_name=profile)
+        except botocore.exceptions.ProfileNotFound:
+            raise TargetError(f"no AWS profile named {profile!r} (see `aws configure list-profiles`)") from None
+        os.environ["AWS_PROFILE"] = profile
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            os.environ.pop(key, None)
+    if region:
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
 
 
 @dataclass(frozen=True)
@@ -65,7 +87,8 @@ class Resources:
         return resources
 
     @classmethod
-    def stack(cls, name: str) -> Resources:
+    def stack(cls, name: str, *, region: str | None = None, profile: str | None = None) -> Resources:
+        use_account(region=region, profile=profile)
         import boto3
 
         try:
@@ -73,7 +96,7 @@ class Resources:
         except Exception as exc:
             raise TargetError(f"cannot read stack {name}: {exc}") from None
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        return cls.from_outputs(outputs, api_url=outputs.get("ApiUrl", ""), endpoint_url=None, region=None)
+        return cls.from_outputs(outputs, api_url=outputs.get("ApiUrl", ""), endpoint_url=None, region=region)
 
     def activate(self) -> None:
         """Point this process's AWS clients (and the core's store adapters) at the target."""
