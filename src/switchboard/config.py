@@ -159,9 +159,10 @@ def _issues(doc: Any, found: list[tuple[Path_, str]]) -> list[Issue]:
                 key.append((0, part))
                 node = node[part] if isinstance(node, list) and part < len(node) else None
             else:
-                keys = list(node) if isinstance(node, dict) else []
-                key.append((1, keys.index(part) if part in keys else -1))
-                node = node.get(part) if isinstance(node, dict) else None
+                keys = [str(k) for k in node] if isinstance(node, dict) else []  # a number key is named as written
+                at = keys.index(part) if part in keys else -1
+                key.append((1, at))
+                node = list(node.values())[at] if at >= 0 and isinstance(node, dict) else None
         return key
 
     return [Issue(_path_text(path), message) for path, message in sorted(found, key=order)]
@@ -216,8 +217,8 @@ class _Secrets:
         out: dict[str, Any] = {}
         for name, value in raw.items():
             path = (*where, name)
-            if path in self.flagged:
-                continue
+            if not isinstance(name, str) or path in self.flagged:
+                continue  # the schema refused it
             if isinstance(value, list):
                 out[name] = [self.value(item, (*path, i)) for i, item in enumerate(value)]
             else:

@@ -171,7 +171,9 @@ def _account() -> tuple[dict[str, Any], dict[str, Any]]:
         branches.append(_when("channel", name, _ref(f"channel_{name}")))
     account = {
         "type": "object",
-        "description": "One messaging account (a LINE channel, a Facebook page, a GBM agent, ...).",
+        "description": "One messaging account on one of: "
+        + ", ".join(f"{channels.adapter_class(n).label} ({n})" for n in names)
+        + ".",
         "properties": common,
         "required": ["id", "channel", "workstream"],
         "allOf": branches,
@@ -373,7 +375,7 @@ def _cached() -> dict[str, Any]:
         "type": "object",
         "errorMessage": "must be a mapping with accounts, auth_settings, widgets, workstreams and crm",
         "properties": {
-            "accounts": _section("account", "Messaging accounts, one per LINE channel, Facebook page, GBM agent, ..."),
+            "accounts": _section("account", "Messaging accounts: each platform's channel, page or agent is one account."),
             "auth_settings": _section("auth_setting", "How signed-in chat customers are identified."),
             "widgets": _section("widget", "Web chat widgets."),
             "workstreams": _section("workstream", "Routing: queues, priorities and rules."),
@@ -479,7 +481,10 @@ def _explain(error: Any) -> list[tuple[Path, str]]:
             return [(path, f"{what}: {error.message}")]
         allowed = set(where.get("properties", {}))
         patterns = [_ecma(p) for p in where.get("patternProperties", {})]
-        return [((*path, k), what) for k in error.instance if k not in allowed and not any(p.search(k) for p in patterns)]
+        extra = [
+            k for k in error.instance if k not in allowed and not (isinstance(k, str) and any(p.search(k) for p in patterns))
+        ]
+        return [((*path, str(k)), what) for k in extra]  # a YAML key may be a number: named as written
     if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
         path = (*path, error.instance)  # a bad key: name it
     message = where.get("errorMessage")

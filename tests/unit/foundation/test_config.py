@@ -573,3 +573,11 @@ def test_errors_come_in_the_files_order(base_dir: Path) -> None:
         "workstreams[1].rules[0].queue: must be a non-empty string",
         "crm.base_url: must be an https URL (http only for 127.0.0.1 or localhost, for tests and sandboxes)",
     ]
+
+
+def test_a_number_as_a_key_is_named_as_written_and_never_resolved(base_dir: Path) -> None:
+    """YAML keys may be numbers: ``1: x`` is an unknown setting called 1, not a list position."""
+    doc = full_config()
+    doc[1] = "x"
+    doc["accounts"][0]["secrets"][2] = "env:NOT_SET_ANYWHERE"
+    assert errors(doc, base_dir) == ["accounts[0].secrets.2: unknown secret", "(file).1: unknown setting"]
