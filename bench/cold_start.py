@@ -49,7 +49,6 @@ def environment() -> dict[str, str]:
             "AWS_SECRET_ACCESS_KEY": "bench",
             "SETTINGS_TABLE": "t",
             "CONVERSATIONS_TABLE": "t",
-            "IDEMPOTENCY_TABLE": "t",
             "INBOUND_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo",
             "CRM_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/c.fifo",
             "INBOUND_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/d.fifo",

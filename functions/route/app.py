@@ -11,10 +11,11 @@ from switchboard.envelope import Envelope
 from switchboard.lambda_entry import sqs
 
 SETTINGS = wiring.settings()
-NAMES, ATTACHMENTS = wiring.route_fetching(SETTINGS)
+CONVERSATIONS = wiring.conversations()
+NAMES, ATTACHMENTS = wiring.route_fetching(SETTINGS, CONVERSATIONS)
 DEPS = route_stage.RouteDeps(
     settings=SETTINGS,
-    conversations=wiring.conversations(),
+    conversations=CONVERSATIONS,
     crm_queue=wiring.crm_publisher(),
     names=NAMES,
     attachments=ATTACHMENTS,

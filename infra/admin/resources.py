@@ -42,7 +42,6 @@ class Resources:
     api_url: str
     settings_table: str
     conversations_table: str
-    idempotency_table: str
     inbound_queue_url: str
     inbound_dlq_url: str
     crm_queue_url: str
@@ -59,7 +58,6 @@ class Resources:
                 api_url=api_url.rstrip("/"),
                 settings_table=outputs["SettingsTableName"],
                 conversations_table=outputs["ConversationsTableName"],
-                idempotency_table=outputs["IdempotencyTableName"],
                 inbound_queue_url=outputs["InboundQueueUrl"],
                 inbound_dlq_url=outputs["InboundDeadLetterQueueUrl"],
                 crm_queue_url=outputs["CrmQueueUrl"],

@@ -3,15 +3,15 @@
 ``SWITCHBOARD_LOCAL_CRASH`` (read here, by the local runtime only) makes stage invocations die
 part-way through their batch, the way a Lambda environment dies (out of memory, a segfault, the
 runtime exiting): ``RouteFunction:3,CrmWriterFunction:3`` crashes three invocations of each. A
-crash lands in an invocation whose batch holds at least two records, after the first record is
-done and just after Powertools idempotency has saved the second one's in-progress record, before
-that record is processed. So it leaves behind exactly what a real crash leaves: one completed
-record, one in-progress record nobody will finish, and a batch the event source mapping gets back
-whole (``infra/local/workers.py``). It never lands inside a CRM call, so it cannot split an append
-from its mark-written.
+crash lands in an invocation whose batch holds at least two records, just after the second record
+was processed (its writes made, its forward sent) and before the runtime could report the batch.
+So it leaves behind what a real crash leaves at the worst moment for exactly once: two records
+whose work is done but which SQS still holds, and a batch the event source mapping gets back whole
+(``infra/local/workers.py``), so every record of it is delivered again. It never lands inside a CRM
+call, so it cannot split an append from its mark-written.
 
-The crash is a ``BaseException``: Powertools' batch processor and idempotency catch ``Exception``
-per record, and must not be able to turn a dead environment into a tidy per-record failure.
+The crash is a ``BaseException``: Powertools' batch processor catches ``Exception`` per record, and
+must not be able to turn a dead environment into a tidy per-record failure.
 :func:`invocation` turns it back into an ordinary error at the runtime boundary, as Lambda reports
 ``Runtime.ExitError`` to the event source mapping.
 """
@@ -41,7 +41,7 @@ class RuntimeExit(RuntimeError):
 class _Plan:
     remaining: dict[str, int]
     eligible: dict[str, int] = field(default_factory=dict)
-    crashes: list[str] = field(default_factory=list)  # "<function> <message id>" of each record a crash left in progress
+    crashes: list[str] = field(default_factory=list)  # "<function> <message id>" of each record done when a crash hit
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -50,7 +50,7 @@ class _Current:
     function: str
     message_ids: list[str]
     armed: bool
-    saves: int = 0
+    records: int = 0
 
 
 _installed: list[_Plan] = []  # at most one: the plan read from the environment
@@ -71,32 +71,33 @@ def parse(spec: str) -> dict[str, int]:
 
 
 def install() -> None:
-    """Read the environment once; with nothing asked for, leave Powertools untouched."""
+    """Read the environment once; with nothing asked for, leave the stage runner untouched."""
     spec = os.environ.get(ENV, "")
     if not spec or _installed:
         return
     plan = _Plan(remaining=parse(spec))
     _installed.append(plan)
-    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+    from switchboard.aws.sqs_stage import SqsStage
 
-    original = BasePersistenceLayer.save_inprogress
+    original = SqsStage._apply
 
-    def save_inprogress(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
+    def apply(self: Any, *args: Any, **kwargs: Any) -> Any:
+        outcome = original(self, *args, **kwargs)
         current: _Current | None = getattr(_local, "current", None)
         if current is None or not current.armed:
-            return
-        current.saves += 1
-        if current.saves == 2:
+            return outcome
+        current.records += 1
+        if current.records == 2:
             with plan.lock:
                 plan.crashes.append(f"{current.function} {current.message_ids[1]}")
-            raise LambdaCrash(f"injected crash in {current.function} on its batch's second record")
+            raise LambdaCrash(f"injected crash in {current.function} after its batch's second record")
+        return outcome
 
-    BasePersistenceLayer.save_inprogress = save_inprogress  # type: ignore[method-assign]
+    SqsStage._apply = apply  # type: ignore[method-assign]
 
 
 def crashes() -> list[str]:
-    """Each injected crash: the function and the message id it left in progress."""
+    """Each injected crash: the function and the message id it had just processed."""
     plan = _plan()
     if plan is None:
         return []

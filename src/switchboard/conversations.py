@@ -14,6 +14,10 @@ from typing import Any
 
 from switchboard.envelope import Customer, Envelope, Identity, Routing
 
+# How long a delivered envelope is recognised wherever it was stored: longer than any platform redelivers
+# (GBM: 7 days). Route looks for a redelivery in every conversation the customer left within it.
+REDELIVERY_HORIZON_MS = 8 * 24 * 3600 * 1000
+
 
 def new_conversation_id(now_ms: int | None = None) -> str:
     """Time-ordered, unguessable: 12 hex digits of milliseconds then 16 random hex digits."""
@@ -27,10 +31,49 @@ class CrmState:
     contact_id: str | None = None
     ticket_id: str | None = None
     owner_id: str | None = None
-    stage_ran_at: int | None = None  # ms; the last time the crm stage handled a message of this conversation
+    # Both derived from the messages' written marks when read (stores do not keep a counter: keeping one
+    # cost the crm stage a second write per message and could drift from the marks after a crash).
+    stage_ran_at: int | None = None  # ms; the last time the crm stage wrote a message of this conversation
     messages_written: int = 0
     notices: tuple[str, ...] = ()
     ticket_attempted_at: int | None = None  # ms; set before the first create call, so a retry knows to look first
+    # The envelope whose message opened the ticket (it is in the ticket already): saved with the ticket id, so a
+    # crash before that message's written mark does not append it a second time.
+    opened_with: str | None = None
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """What route reads first for a platform customer, in one request.
+
+    ``current_id`` is the conversation the customer is in; ``profile`` what is known across
+    conversations (name, CRM contacts); ``left`` the conversations the customer left within the
+    redelivery horizon, newest first: a platform's late redelivery of a message stored in one of
+    them must be recognised there, not stored again in the current conversation.
+    """
+
+    key: str
+    current_id: str | None = None
+    profile: Profile | None = None
+    left: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Located:
+    """The customer's current conversation, and where this envelope is stored already, if anywhere."""
+
+    conversation: Conversation | None
+    stored_in: str | None = None  # a conversation that holds this envelope already
+    stored: Envelope | None = None  # the copy kept there (attachments as they were kept)
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """The answer of the conditional message write: stored now, or the copy stored before."""
+
+    new: bool
+    seq: int
+    envelope: Envelope
 
 
 @dataclass(frozen=True)
@@ -66,6 +109,9 @@ class Conversation:
     identity: Identity = field(default_factory=Identity)
     requested_live_agent: bool = False
     closed: bool = False
+    # ms; the time the conversation lists (the table's indexes) order it by: ``updated_at`` to within the store's
+    # refresh span, so that not every message rewrites three index entries. Kept beside the document, not in it.
+    listed_at: int = 0
 
     @property
     def key(self) -> str:
@@ -91,11 +137,13 @@ class Conversation:
         return Routing(workstream=self.workstream, queue=self.queue, priority=self.priority, rule=self.rule)
 
     def to_doc(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        del doc["listed_at"]
+        return doc
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Conversation:
-        doc = dict(doc)
+        doc = {k: v for k, v in doc.items() if k != "listed_at"}
         doc["customer"] = Customer(**doc["customer"])
         doc["identity"] = Identity(**(doc.get("identity") or {}))
         return cls(**doc)

@@ -1,14 +1,28 @@
 """The crm stage: write the contact and the ticket/case, then each later message, exactly once.
 
-Ids the CRM returns are recorded on the conversation the moment they exist, and every message is
-marked written once appended, so SQS redelivery or a crash between two calls never creates a
-second record: the next attempt resumes where the last one stopped. The one window left, a crash
-after the CRM created something but before its id was saved, is closed on the CRM side: contacts
-are upserts keyed on the channel identity, and the ticket create is idempotent on the conversation
-id (a Zendesk idempotency key and ``external_id``, a Salesforce external-id upsert, a Dynamics
-create-once on a derived key, a Kustomer look-up by ``externalId``). Before the first create call
-the stage records that it is trying, so on a retry the adapters that need a look-up do one, and on
-the first attempt none does.
+One mechanism carries exactly once: each message's item is marked written by a write conditional
+on it not being marked (:meth:`~switchboard.ports.ConversationStore.write_mark`), made right after
+the CRM accepted the message. A delivery that finds the mark writes nothing; the queue is FIFO per
+conversation and its visibility timeout outlasts the function, so two attempts at one conversation
+never overlap, and no idempotency record is needed beside the mark.
+
+Ids the CRM returns are recorded on the conversation the moment they exist, so a crash between two
+calls never creates a second record: the next attempt resumes where the last one stopped. The one
+window left in opening, a crash after the CRM created something but before its id was saved, is
+closed on the CRM side: contacts are upserts keyed on the channel identity, and the ticket create is
+idempotent on the conversation id (a Zendesk idempotency key and ``external_id``, a Salesforce
+external-id upsert, a Dynamics create-once on a derived key, a Kustomer look-up by ``externalId``).
+Before the first create call the stage records that it is trying, so on a retry the adapters that
+need a look-up do one, and on the first attempt none does. The ticket id is saved together with the
+envelope that opened it, so a crash before that first message's mark does not append it again.
+
+The window left is in appending: a crash between the CRM accepting a later message and its mark
+writes that message twice. Nothing is done between the two (the mark is the very next call), so the
+window is as narrow as it can be without an idempotency key on the CRM's append.
+
+With provider ``none`` the mark alone is the work: one conditional write, whose answer also says
+"written before" or "no such message". What the stage did per conversation (messages written, when
+it last ran) is counted from the marks when read, not kept as a counter beside them.
 
 The contact id also goes on the customer's profile (channel, account, customer id), so the
 customer's next conversation opens with the ticket call alone.
@@ -47,24 +61,27 @@ def process(envelope: Envelope, deps: CrmDeps) -> dict[str, Any]:
     if not envelope.conversation_id:
         raise EnvelopeError("crm stage needs an envelope routed to a conversation")
     store = deps.conversations
-    conversation = store.get(envelope.conversation_id)
-    if conversation is None:
-        raise ConfigurationError(f"conversation {envelope.conversation_id} does not exist")
-    conversation_id = conversation.conversation_id
-    if store.is_written(conversation_id, envelope):
-        return {"conversation_id": conversation_id, "written": False, "reason": "already written"}
-
+    conversation_id = envelope.conversation_id
     settings = deps.settings.crm()
-    state = store.crm_state(conversation_id)
     now = int(deps.clock() * 1000)
     if settings.provider == "none":
-        state = replace(state, provider="none", stage_ran_at=now, messages_written=state.messages_written + 1)
-        store.save_crm_state(conversation_id, state)
-        store.mark_written(conversation_id, envelope)
+        mark = store.write_mark(conversation_id, envelope, at=now)
+        if mark == "missing":
+            raise ConfigurationError(f"conversation {conversation_id} does not exist or does not hold message {envelope.id}")
+        if mark == "written before":
+            return {"conversation_id": conversation_id, "written": False, "reason": "already written"}
         return {"conversation_id": conversation_id, "written": True, "provider": "none"}
+
+    view = store.crm_view(conversation_id, envelope)
+    conversation = view.conversation
+    if conversation is None:
+        raise ConfigurationError(f"conversation {conversation_id} does not exist")
+    if view.written:
+        return {"conversation_id": conversation_id, "written": False, "reason": "already written"}
 
     adapter = deps.adapter_for(settings)
     provider = settings.provider
+    state = saved = view.state
     if state.provider != provider and (state.contact_id or state.ticket_id):
         # The CRM was switched mid-conversation: the old CRM's ids mean nothing to the new one.
         log.warning("crm provider changed from %s to %s; opening anew", state.provider, provider)
@@ -74,22 +91,25 @@ def process(envelope: Envelope, deps: CrmDeps) -> dict[str, Any]:
 
     try:
         if state.ticket_id is None:
-            state = _open(adapter, settings, conversation, ref, envelope, state, deps, now)
+            state = saved = _open(adapter, settings, conversation, ref, envelope, state, deps, now)
+            action = "opened"
+        elif state.opened_with == envelope.id:  # it opened the ticket; the attempt that did stopped before its mark
             action = "opened"
         else:
             owner = adapter.whoami().id if settings.default_user.always else None
             contact_id = state.contact_id or _contact_of(adapter, ref)
             adapter.append_message(ref, ticket_id=state.ticket_id, contact_id=contact_id, message=envelope, owner_id=owner)
             action = "appended"
+        if store.write_mark(conversation_id, envelope, at=now) == "missing":  # the very next call after the CRM's answer
+            log.warning("message %s is not stored in conversation %s: not marked written", envelope.id, conversation_id)
     finally:
         notices = adapter.drain_notices()
         for notice in notices:
             log.warning("crm notice: %s", notice.message, extra={"kind": notice.kind, "conversation_id": conversation_id})
     if notices:
         state = replace(state, notices=(*state.notices, *(n.message for n in notices))[-MAX_NOTICES:])
-    state = replace(state, stage_ran_at=now, messages_written=state.messages_written + 1)
-    store.save_crm_state(conversation_id, state)
-    store.mark_written(conversation_id, envelope)
+    if state != saved:  # the notices the CRM calls left (ids were saved as they came)
+        store.save_crm_state(conversation_id, state)
     return {"conversation_id": conversation_id, "written": True, "provider": provider, "action": action}
 
 
@@ -129,7 +149,7 @@ def _open(
         deps.profiles.set_contact(conversation.key, settings.provider, contact_id)
     ticket_id = adapter.open_ticket(ref, contact_id=contact_id, first_message=envelope, owner_id=owner, retry=retry)
     ticket_owner = adapter.ticket_owner(owner)  # after the write: a credential failover during it may change the owner
-    state = replace(state, ticket_id=ticket_id, owner_id=ticket_owner)
+    state = replace(state, ticket_id=ticket_id, owner_id=ticket_owner, opened_with=envelope.id)
     store.save_crm_state(conversation_id, state)
     return state
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from switchboard.channels.base import FetchRequest
-from switchboard.conversations import Conversation, CrmState, Profile
+from switchboard.conversations import Conversation, CrmState, CustomerRecord, Located, Profile, StoredMessage
 from switchboard.envelope import Envelope
 from switchboard.settings import Account, AuthSetting, CrmSettings, Widget, Workstream
 
@@ -64,23 +64,79 @@ class UsedLinks(Protocol):
 
 
 class ConversationStore(Protocol):
+    """Conversations, their messages and the crm stage's record of them.
+
+    Exactly once rests on the writes themselves: a message is stored by a write conditional on its
+    key (derived from the envelope id alone), so a second delivery finds it instead of adding a copy;
+    the crm stage marks a message written by a write conditional on it not being marked. Nothing
+    else (no idempotency table) is needed, and the answers of those writes say what was there before.
+    """
+
+    def read_customer(self, key: str, *, since: int) -> CustomerRecord:
+        """One read: the customer's current-conversation pointer, profile, and the conversations left since ``since`` (ms).
+
+        The record stays in hand until :meth:`release_customer`: ``profile`` and ``set_name`` for this key use it.
+        """
+        ...
+
+    def locate(self, customer: CustomerRecord, envelope: Envelope, *, check_current: bool) -> Located:
+        """One read: the current conversation, and whether a recent one (or, with ``check_current``, the current one)
+        holds this envelope already."""
+        ...
+
+    def holds(self, conversation_id: str, envelope: Envelope) -> Envelope | None:
+        """The copy of this envelope stored in the conversation, if any."""
+        ...
+
+    def repoint(self, key: str, conversation_id: str, *, replacing: Conversation | None, at: int) -> None:
+        """Make ``conversation_id`` the customer's current conversation (closing ``replacing``, which stays
+        recognisable for redeliveries), together with what the record in hand still owes (a looked-up name)."""
+        ...
+
+    def release_customer(self, key: str) -> None:
+        """Write what the record in hand still owes, if :meth:`repoint` did not, and let it go."""
+        ...
+
     def current(self, key: str) -> Conversation | None: ...
     def get(self, conversation_id: str) -> Conversation | None: ...
     def open(self, conversation: Conversation, *, replacing: Conversation | None) -> None: ...
     def save(self, conversation: Conversation) -> None: ...
+    def put_message(self, conversation_id: str, envelope: Envelope, seq: int) -> StoredMessage:
+        """Store the message unless this envelope id is stored in the conversation; either way say what is stored."""
+        ...
+
     def add_message(self, conversation_id: str, envelope: Envelope, seq: int) -> bool:
         """Store the message; False when this envelope id is already stored in the conversation."""
         ...
 
     def messages(self, conversation_id: str) -> list[Envelope]: ...
     def crm_state(self, conversation_id: str) -> CrmState: ...
+    def crm_view(self, conversation_id: str, envelope: Envelope) -> CrmView:
+        """One read: the conversation, whether this message is marked written, and the crm stage's state."""
+        ...
+
     def save_crm_state(self, conversation_id: str, state: CrmState) -> None: ...
-    def mark_written(self, conversation_id: str, envelope: Envelope) -> bool:
+    def write_mark(self, conversation_id: str, envelope: Envelope, *, at: int) -> WriteMark:
+        """Mark the message written at ``at`` (ms) unless it is: one conditional write that also answers
+        "written before" or "missing" (no such message in the conversation)."""
+        ...
+
+    def mark_written(self, conversation_id: str, envelope: Envelope, *, at: int | None = None) -> bool:
         """Record that the crm stage wrote this message; False when it already had."""
         ...
 
     def is_written(self, conversation_id: str, envelope: Envelope) -> bool: ...
     def recent(self, *, queue: str | None = None, channel: str | None = None, limit: int = 100) -> list[Conversation]: ...
+
+
+WriteMark = Literal["marked", "written before", "missing"]
+
+
+@dataclass(frozen=True)
+class CrmView:
+    conversation: Conversation | None
+    written: bool  # the message is marked written already
+    state: CrmState
 
 
 class ProfileStore(Protocol):

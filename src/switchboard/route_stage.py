@@ -1,8 +1,23 @@
 """The route stage: find or open the customer's conversation, keep its messages, decide its queue.
 
 Runs once per envelope, in order per conversation (the inbound FIFO queue groups by conversation
-key). Every step is safe to repeat: a message already stored is not stored again, and forwarding
-again is harmless because the crm stage records what it has written.
+key, and a queue's visibility timeout outlasts the function, so two attempts at one customer's
+messages never overlap). Exactly once rests on one mechanism, the conditional message write:
+
+- A message's key is derived from its envelope id, so a second delivery of it into the same
+  conversation fails the write's condition, whose answer is the copy stored before.
+- A redelivery can only land in another conversation if the customer moved on since (a quiet
+  conversation closed, a new one opened). So before storing, route looks the envelope up in every
+  conversation the customer left within the redelivery horizon (:data:`REDELIVERY_HORIZON_MS`), in
+  the same request that reads the current conversation, and, before closing a quiet conversation to
+  open a new one, in the quiet one. Found: nothing is written, and the stored copy is forwarded.
+- Writes go in an order that makes every crash resumable by the next delivery: the pointer to a
+  new conversation before its first message (so a retry reopens the same conversation instead of a
+  second one), the message before the conversation's count (so a retry, finding its message stored,
+  counts it from the message's own sequence number instead of twice).
+
+Forwarding again is harmless: the crm queue drops a repeat within five minutes, and the crm stage
+marks each message written by a write conditional on it not being marked.
 """
 
 from __future__ import annotations
@@ -13,9 +28,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from switchboard import rules
-from switchboard.conversations import Conversation, facts, new_conversation_id
+from switchboard.conversations import REDELIVERY_HORIZON_MS, Conversation, facts, new_conversation_id
 from switchboard.envelope import Envelope
 from switchboard.errors import ConfigurationError
+from switchboard.observability import logger
 from switchboard.ports import ConversationStore, Publisher, SettingsReader
 from switchboard.settings import Workstream
 
@@ -56,45 +72,85 @@ def workstream_for(envelope: Envelope, settings: SettingsReader) -> Workstream:
 def process(envelope: Envelope, deps: RouteDeps) -> dict[str, Any]:
     now = int(deps.clock() * 1000)
     workstream = workstream_for(envelope, deps.settings)
+    if envelope.conversation_id:  # chat: token_validate chose the id and already answered it to the visitor
+        return _store(envelope, deps.conversations.get(envelope.conversation_id), workstream, deps, now)
+    store, key = deps.conversations, envelope.conversation_key
+    customer = store.read_customer(key, since=now - REDELIVERY_HORIZON_MS)
+    try:
+        # Attachments are fetched before the message is written: look in the current conversation first too,
+        # so a redelivery does not fetch them again.
+        located = store.locate(customer, envelope, check_current=bool(envelope.attachments))
+        if located.stored_in is not None:  # delivered before, into a conversation it reached then
+            return _forward_stored(located.stored_in, located.stored or envelope, located.conversation, deps)
+        conversation = located.conversation
+        if conversation is None:  # a new customer, or an opening that stopped after its pointer: reopen that id
+            return _store(envelope, None, workstream, deps, now, open_as=customer.current_id, repoint=True)
+        if conversation.is_quiet(envelope.received_at):
+            stored = store.holds(conversation.conversation_id, envelope)  # a late redelivery must not open a new one
+            if stored is not None:
+                return _forward_stored(conversation.conversation_id, stored, conversation, deps)
+            return _store(envelope, None, workstream, deps, now, replacing=conversation, repoint=True)
+        return _store(envelope, conversation, workstream, deps, now)
+    finally:
+        try:
+            store.release_customer(key)  # a name looked up but not yet written with the pointer
+        except Exception as exc:  # the name is a nicety: a store hiccup must not fail the message
+            logger.warning("profile not updated", extra={"profile": key, "error": type(exc).__name__})
+
+
+def _store(
+    envelope: Envelope,
+    conversation: Conversation | None,
+    workstream: Workstream,
+    deps: RouteDeps,
+    now: int,
+    *,
+    open_as: str | None = None,
+    replacing: Conversation | None = None,
+    repoint: bool = False,
+) -> dict[str, Any]:
+    """Store the message in ``conversation``, or in a new one (pointed at before anything is stored in it)."""
     store = deps.conversations
     if deps.names is not None:
         envelope = deps.names.named(envelope, now)
-
-    if envelope.conversation_id:  # chat: token_validate chose the id and already answered it to the visitor
-        conversation = store.get(envelope.conversation_id)
-        previous = None
-    else:
-        conversation = store.current(envelope.conversation_key)
-        previous = conversation if conversation is not None and conversation.is_quiet(envelope.received_at) else None
-        if previous is not None:
-            conversation = None
-
+    loaded = conversation
     if conversation is None:
-        conversation = _open(envelope, workstream, now)
-        store.open(conversation, replacing=previous)
-        loaded = conversation
+        conversation = _open(envelope, workstream, now, conversation_id=envelope.conversation_id or open_as)
+        if repoint:
+            store.repoint(envelope.conversation_key, conversation.conversation_id, replacing=replacing, at=now)
     else:
-        loaded = conversation
         conversation = _absorb(conversation, envelope, workstream, now)
 
     if deps.attachments is not None:
         envelope = deps.attachments.keep(envelope, conversation.conversation_id)
-    stored = store.add_message(conversation.conversation_id, envelope, seq=conversation.message_count + 1)
-    if stored:
-        conversation = conversation.with_(
-            message_count=conversation.message_count + 1,
-            updated_at=now,
-            last_message_at=max(conversation.last_message_at, envelope.received_at),
-        )
-    if conversation != loaded:  # a redelivered duplicate that tells nothing new writes nothing
-        store.save(conversation)
-    deps.crm_queue.publish([envelope.with_(conversation_id=conversation.conversation_id, routing=conversation.routing())])
-    return {"conversation_id": conversation.conversation_id, "queue": conversation.queue, "duplicate": not stored}
+    kept = store.put_message(conversation.conversation_id, envelope, seq=conversation.message_count + 1)
+    # Counted from the message's own sequence number, so a retry after a crash between the message and the
+    # conversation write counts it once; a redelivery's own receipt time never extends a conversation's life.
+    counted = conversation.with_(
+        message_count=max(conversation.message_count, kept.seq),
+        last_message_at=max(conversation.last_message_at, kept.envelope.received_at),
+    )
+    if (counted.message_count, counted.last_message_at) != (conversation.message_count, conversation.last_message_at):
+        counted = counted.with_(updated_at=now)
+    if counted != loaded:  # a redelivered duplicate that tells nothing new writes nothing
+        store.save(counted)
+    deps.crm_queue.publish([kept.envelope.with_(conversation_id=counted.conversation_id, routing=counted.routing())])
+    return {"conversation_id": counted.conversation_id, "queue": counted.queue, "duplicate": not kept.new}
 
 
-def _open(envelope: Envelope, workstream: Workstream, now: int) -> Conversation:
+def _forward_stored(conversation_id: str, stored: Envelope, conversation: Conversation | None, deps: RouteDeps) -> dict[str, Any]:
+    """A redelivery of a message stored before: write nothing, forward the stored copy (the crm stage writes it once)."""
+    if conversation is None or conversation.conversation_id != conversation_id:
+        conversation = deps.conversations.get(conversation_id)
+    routing = conversation.routing() if conversation is not None else stored.routing
+    deps.crm_queue.publish([stored.with_(conversation_id=conversation_id, routing=routing)])
+    queue = conversation.queue if conversation is not None else None
+    return {"conversation_id": conversation_id, "queue": queue, "duplicate": True}
+
+
+def _open(envelope: Envelope, workstream: Workstream, now: int, *, conversation_id: str | None) -> Conversation:
     conversation = Conversation(
-        conversation_id=envelope.conversation_id or new_conversation_id(now),
+        conversation_id=conversation_id or new_conversation_id(now),
         channel=envelope.channel,
         account_id=envelope.account_id,
         customer=envelope.customer,

@@ -2,7 +2,14 @@
 
 - Powertools' FIFO batch processor reports partial failures; with ``skip_group_on_error`` a failed
   message holds back only the later messages of its own conversation, never other customers'.
-- Powertools idempotency, keyed on the envelope id, makes a delivery that already completed a no-op.
+- No idempotency layer of its own: each stage carries exactly once in its own conditional writes
+  (route: the message write keyed on the envelope id; crm: the message's written mark), which
+  answer "already done" to a redelivery in the same request that would have done the work. A
+  runner-level record (Powertools idempotency) cost two more writes per message and stage and
+  guarded nothing those writes do not: SQS FIFO hands out a conversation's next message only after
+  the previous one is deleted or its visibility timeout (longer than the function's) has passed, so
+  two attempts at one conversation never overlap, and every attempt after a crash resumes from what
+  the writes before it left (see ``route_stage`` and ``crm_stage``).
 - Every failure's reason is written to the failure log, keyed by the SQS message id (which SQS keeps
   when it moves the message to the dead-letter queue), so ``switchboard dlq list`` can say why.
 - A failure that no retry can fix (an unreadable envelope, a CRM validation error) goes to the
@@ -17,7 +24,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
@@ -25,43 +31,20 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
 
-from switchboard.aws.clients import client, env
+from switchboard import safe_json
+from switchboard.aws.clients import client
 from switchboard.aws.conversation_store import DynamoFailureLog
 from switchboard.envelope import Envelope, EnvelopeError
 from switchboard.errors import Permanent, Retryable
 from switchboard.observability import logger, metrics
 
-IDEMPOTENCY_SECONDS = 8 * 24 * 3600  # longer than any platform redelivers (GBM: 7 days)
 # Backoff for retryable failures: base * 2^(receives - 1), capped. With maxReceiveCount 5 and the
 # default base, a message keeps trying for about seven minutes before it is dead-lettered.
 RETRY_BASE_SECONDS = 30.0
 RETRY_CAP_SECONDS = 900.0
 MAX_VISIBILITY_SECONDS = 43_200  # SQS's limit for a visibility timeout
-
-
-class _InProgressBound:
-    """The Lambda context with its remaining time capped at the queue's visibility timeout.
-
-    Powertools expires an in-progress idempotency record after the remaining time it is given.
-    After the visibility timeout SQS may hand the message out again, and with FIFO ordering the
-    attempt holding the record can then only be one that died (a crash, a timeout), so the record
-    must not outlive it: otherwise every redelivery meets IdempotencyAlreadyInProgressError until
-    the message is dead-lettered. Deployed, the visibility timeout is longer than the function's
-    timeout (Lambda requires it), so the cap changes nothing; the local stack's 2 s queues need it.
-    """
-
-    def __init__(self, context: Any, cap_seconds: float | None) -> None:
-        self._context = context
-        self._cap_millis = None if cap_seconds is None else int(cap_seconds * 1000)
-
-    def get_remaining_time_in_millis(self) -> int:
-        remaining = int(self._context.get_remaining_time_in_millis())
-        return remaining if self._cap_millis is None else min(remaining, self._cap_millis)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._context, name)
+ENVELOPE_MAX_DEPTH = 64
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -96,32 +79,19 @@ class SqsStage:
         queue_url_env: str | None = None,
     ) -> None:
         self.name = name
+        self.process = process
         self.failure_log = failure_log
         self.dlq_url_env = dlq_url_env
         self.queue_url_env = queue_url_env
         self.retry_base = float(os.environ.get("SWITCHBOARD_RETRY_BASE_SECONDS", RETRY_BASE_SECONDS))
         self.retry_cap = float(os.environ.get("SWITCHBOARD_RETRY_CAP_SECONDS", RETRY_CAP_SECONDS))
-        visibility = os.environ.get("SWITCHBOARD_QUEUE_VISIBILITY_SECONDS")  # set by the local stack only
-        self.in_progress_cap = float(visibility) if visibility else None
         self._delays: dict[str, int] = {}  # message id -> seconds, for this batch's retryable failures
         self.processor = SqsFifoPartialProcessor(skip_group_on_error=True)
         if queue_url_env:
             # A batch that failed whole is reported item by item, so its retries are paced like any other.
             self.processor.raise_on_entire_batch_failure = False
-        self.idempotency = IdempotencyConfig(event_key_jmespath="id", expires_after_seconds=IDEMPOTENCY_SECONDS)
-        persistence = DynamoDBPersistenceLayer(table_name=env("IDEMPOTENCY_TABLE"), boto3_client=client("dynamodb"))
-
-        def run(envelope: dict[str, Any]) -> dict[str, Any]:
-            return process(Envelope.from_dict(envelope))
-
-        run.__qualname__ = f"{name}_stage"  # part of the idempotency key: one record per stage per envelope
-        self._run = idempotent_function(data_keyword_argument="envelope", config=self.idempotency, persistence_store=persistence)(
-            run
-        )
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        bounded: Any = _InProgressBound(context, self.in_progress_cap)  # a LambdaContext in all Powertools reads
-        self.idempotency.register_lambda_context(bounded)
         self._delays = {}
         result = dict(
             process_partial_response(event=event, record_handler=self._record, processor=self.processor, context=context)
@@ -130,19 +100,24 @@ class SqsStage:
             self._pace_failures(event, result)
         return result
 
+    def _apply(self, envelope: Envelope) -> dict[str, Any]:
+        """One envelope through the stage (the local stack's crash injection wraps this, infra/local/faults.py)."""
+        return self.process(envelope)
+
     def _record(self, record: SQSRecord) -> dict[str, Any]:
         envelope_doc: dict[str, Any] | None = None
         try:
             try:
-                parsed = json.loads(record.body)
+                # An envelope nests a platform's payload (itself at most safe_json.MAX_DEPTH deep) a few levels down.
+                parsed = safe_json.loads(record.body, max_depth=ENVELOPE_MAX_DEPTH)
             except ValueError:
                 raise EnvelopeError("body is not JSON") from None
             if not isinstance(parsed, dict):  # kept out of envelope_doc: _fail reads it as a mapping
                 raise EnvelopeError("envelope must be a JSON object")
             envelope_doc = parsed
-            Envelope.from_dict(envelope_doc)  # refuse unreadable envelopes before idempotency stores anything
+            envelope = Envelope.from_dict(envelope_doc)
             logger.set_correlation_id(str(envelope_doc.get("correlation_id") or record.message_id))
-            outcome: dict[str, Any] = self._run(envelope=envelope_doc)
+            outcome = self._apply(envelope)
             metrics.add_metric(name=f"{self.name.capitalize()}Processed", unit="Count", value=1)
             logger.info(f"{self.name} done", extra={"outcome": outcome, "message_id": record.message_id})
             return outcome

@@ -84,9 +84,13 @@ def crm_publisher() -> SqsPublisher:
     return SqsPublisher(env("CRM_QUEUE_URL"), by_conversation_id)
 
 
-def route_fetching(reader: DynamoSettings) -> tuple[NameLookup, AttachmentKeeper]:
-    """What route fetches from the platforms: customer names (cached on the profile item) and attachment bytes
-    (into the attachments bucket). One secrets cache and one HTTP session serve both."""
+def route_fetching(reader: DynamoSettings, conversations: DynamoConversations) -> tuple[NameLookup, AttachmentKeeper]:
+    """What route fetches from the platforms: customer names (cached on the customer item) and attachment bytes
+    (into the attachments bucket). One secrets cache and one HTTP session serve both.
+
+    The names read and write the profile through route's own conversation store, which answers from the
+    customer item route has just read and writes a looked-up name with that item's next write.
+    """
     from switchboard.attachments import AttachmentKeeper
     from switchboard.aws.blob_store import S3BlobStore
     from switchboard.http_fetch import RequestsFetcher
@@ -95,7 +99,7 @@ def route_fetching(reader: DynamoSettings) -> tuple[NameLookup, AttachmentKeeper
 
     # The same switch as chat_deps: http and loopback for the local stack's platform fakes only.
     secrets, fetcher, prefix = PowertoolsSecrets(), RequestsFetcher(policy=policy_from_env()), env("SECRETS_PREFIX")
-    names = NameLookup(settings=reader, secrets=secrets, secrets_prefix=prefix, fetcher=fetcher, profiles=profiles())
+    names = NameLookup(settings=reader, secrets=secrets, secrets_prefix=prefix, fetcher=fetcher, profiles=conversations)
     keeper = AttachmentKeeper(
         settings=reader,
         secrets=secrets,

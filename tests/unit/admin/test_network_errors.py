@@ -65,7 +65,6 @@ def test_a_local_stack_that_has_gone_prints_one_line_from_a_real_process(tmp_pat
         for key in (
             "SettingsTableName",
             "ConversationsTableName",
-            "IdempotencyTableName",
             "InboundQueueUrl",
             "InboundDeadLetterQueueUrl",
             "CrmQueueUrl",

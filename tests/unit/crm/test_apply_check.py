@@ -34,7 +34,6 @@ def resources(aws: dict[str, str]) -> Iterator[Resources]:
     outputs = {
         "SettingsTableName": aws["SETTINGS_TABLE"],
         "ConversationsTableName": aws["CONVERSATIONS_TABLE"],
-        "IdempotencyTableName": aws["IDEMPOTENCY_TABLE"],
         "InboundQueueUrl": aws["CRM_QUEUE_URL"],
         "InboundDeadLetterQueueUrl": aws["CRM_DLQ_URL"],
         "CrmQueueUrl": aws["CRM_QUEUE_URL"],

@@ -245,7 +245,6 @@ def test_validation_error_is_dead_lettered_at_once_with_the_crms_words(
         {
             "SettingsTableName": aws["SETTINGS_TABLE"],
             "ConversationsTableName": aws["CONVERSATIONS_TABLE"],
-            "IdempotencyTableName": aws["IDEMPOTENCY_TABLE"],
             "InboundQueueUrl": aws["CRM_QUEUE_URL"],
             "InboundDeadLetterQueueUrl": aws["CRM_DLQ_URL"],
             "CrmQueueUrl": aws["CRM_QUEUE_URL"],

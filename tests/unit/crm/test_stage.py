@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from crm_support import split_section
+from fakes.crash import Crash, When, crash_at
 from fakes.crm import RECORD_KINDS, SF_DEFAULT_CASE_OWNER, SF_REFRESH_TOKENS, FakeCrm
 
 from switchboard import crm_stage
@@ -423,3 +424,57 @@ def test_adapter_is_rebuilt_only_when_settings_or_secret_change(world: World) ->
     with pytest.raises(Exception, match="Invalid client secret"):
         crm_stage.process(world.message(conversation, 3), world.deps())
     assert world.adapters.builds == 2
+
+
+# -- every crash point, every CRM ------------------------------------------------------------------
+
+
+def _crash_points(run: Callable[[], Any]) -> list[tuple[int, When, str]]:
+    """Each AWS call of a clean run, as (position, before/after, operation)."""
+    with crash_at(None) as calls:
+        run()
+    return [(n, when, name) for n, name in enumerate(calls.made, start=1) for when in ("before", "after")]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("phase", ["opening", "appending"])
+def test_every_crash_point_leaves_one_contact_one_ticket_and_each_message_once(world: World, provider: str, phase: str) -> None:
+    """The stage dies at each AWS call of its run (before it is sent, or after its answer came back), then the message
+    is delivered again, and once more. One contact, one ticket, each message in it once, whatever the point; the one
+    exception is the documented window of appending: a crash before the mark that follows the CRM's append (closed
+    on the CRM side where its append is idempotent, as Dynamics' create-once note is)."""
+    world.configure(provider)
+    runs = iter(range(1_000))
+
+    def conversation_with_messages() -> tuple[Conversation, Envelope, Envelope]:
+        i = next(runs)
+        conversation = world.conversation(f"U{i}", conversation_id=f"c-{phase}-{i}")
+        first, second = (
+            world.message(conversation, 1, f"first {i} {world.uid}"),
+            world.message(conversation, 2, f"second {i} {world.uid}"),
+        )
+        if phase == "appending":
+            crm_stage.process(first, world.deps())
+        return conversation, first, second
+
+    conversation, first, second = conversation_with_messages()
+    points = _crash_points(lambda: crm_stage.process(first if phase == "opening" else second, world.deps()))
+    assert points[-1][2] == "UpdateItem"  # the written mark is the last call
+    for n, when, operation in points:
+        conversation, first, second = conversation_with_messages()
+        message = first if phase == "opening" else second
+        with pytest.raises(Crash), crash_at(n, when):
+            crm_stage.process(message, world.deps())
+        crm_stage.process(message, world.deps())  # SQS delivers it again
+        assert crm_stage.process(message, world.deps())["written"] is False  # and again: already written
+
+        where = f"{phase}, crash {when} call {n} ({operation})"
+        assert len(world.crm.contacts(provider, conversation.key)) == 1, where
+        (ticket,) = world.crm.tickets(provider, conversation.conversation_id)
+        texts = world.crm.texts(provider, ticket)
+        in_window = phase == "appending" and when == "before" and n == len(points) // 2
+        assert texts.count(first.text) == 1, where
+        if phase == "appending":  # twice only in the window, and only where the CRM's append is not itself idempotent
+            assert texts.count(second.text) in ((1, 2) if in_window else (1,)), where
+            assert texts[-1] == second.text, where
+        assert world.store.is_written(conversation.conversation_id, message), where

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import boto3
 import pytest
 from fakes.ports import FakeSettings, RecordingPublisher
 
 from switchboard import route_stage
-from switchboard.aws.conversation_store import DynamoConversations
+from switchboard.aws.conversation_store import LIST_REFRESH_MS, DynamoConversations
 from switchboard.errors import ConfigurationError
 from switchboard.route_stage import RouteDeps
 from switchboard.settings import Account, Condition, Rule, Widget, Workstream
@@ -181,3 +182,45 @@ def test_missing_configuration_raises(conversations: DynamoConversations, accoun
         route_stage.process(message, d)
     assert conversations.recent() == []
     assert forwarded(d).published == []
+
+
+def indexed_time(conversations: DynamoConversations, conversation_id: str) -> int:
+    item = boto3.client("dynamodb").get_item(
+        TableName=conversations.table, Key={"pk": {"S": f"c#{conversation_id}"}, "sk": {"S": "meta"}}, ConsistentRead=True
+    )["Item"]
+    return int(item["updated_at"]["N"])
+
+
+def test_the_indexed_time_moves_only_when_it_lags_by_the_refresh_span(conversations: DynamoConversations) -> None:
+    """Every change of the indexed time rewrites the conversation in three indexes (six write units): a later message
+    leaves it as it is until it lags the conversation's own time by LIST_REFRESH_MS."""
+    clock = Clock()
+    d = deps(conversations, clock)
+    first = route_stage.process(envelope("hello", event_id="01L1", user="Ulist", sent_at=T0), d)["conversation_id"]
+    assert indexed_time(conversations, first) == T0
+
+    clock.now = (T0 + LIST_REFRESH_MS - 1000) / 1000
+    route_stage.process(envelope("more", event_id="01L2", user="Ulist", sent_at=T0 + 1000), d)
+    conversation = conversations.get(first)
+    assert conversation is not None and conversation.updated_at == T0 + LIST_REFRESH_MS - 1000
+    assert indexed_time(conversations, first) == T0  # unchanged: no index write
+
+    clock.now = (T0 + LIST_REFRESH_MS) / 1000
+    route_stage.process(envelope("and more", event_id="01L3", user="Ulist", sent_at=T0 + 2000), d)
+    assert indexed_time(conversations, first) == T0 + LIST_REFRESH_MS
+
+
+def test_lists_are_newest_first_by_the_conversations_own_time(conversations: DynamoConversations) -> None:
+    clock = Clock()
+    d = deps(conversations, clock)
+    a = route_stage.process(envelope("a", event_id="01O1", user="Ua", sent_at=T0), d)["conversation_id"]
+    clock.now = (T0 + 60_000) / 1000
+    b = route_stage.process(envelope("b", event_id="01O2", user="Ub", sent_at=T0 + 60_000), d)["conversation_id"]
+    clock.now = (T0 + 120_000) / 1000
+    route_stage.process(envelope("a again", event_id="01O3", user="Ua", sent_at=T0 + 120_000), d)
+    assert indexed_time(conversations, a) < indexed_time(conversations, b)  # the index alone would put b first
+
+    assert [c.conversation_id for c in conversations.recent(limit=1)] == [a]
+    assert [c.conversation_id for c in conversations.recent()] == [a, b]
+    assert [c.conversation_id for c in conversations.recent(queue="general", limit=1)] == [a]
+    assert [c.conversation_id for c in conversations.recent(channel="line", limit=2)] == [a, b]

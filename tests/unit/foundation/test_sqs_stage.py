@@ -1,10 +1,14 @@
-"""The SQS stage runner: what happens to a record that fails, and to one delivered twice."""
+"""The SQS stage runner: what happens to a record that fails, and to one delivered twice.
+
+The runner keeps no idempotency record of its own: a redelivery reaches the stage, whose own
+conditional writes answer "already done" (proved for route and crm in test_exactly_once.py).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,7 @@ import pytest
 
 from infra.local.template import create_resources, plan
 from infra.local.workers import sqs_record
+from switchboard.aws import clients
 from switchboard.aws.conversation_store import DynamoFailureLog
 from switchboard.aws.sqs_stage import SqsStage
 from switchboard.envelope import Customer, Envelope
@@ -35,7 +40,6 @@ def stage_env(aws: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     p = plan(ROOT / "template.yaml", stack="unit", endpoint="https://sqs.us-east-1.amazonaws.com", visibility_timeout=2)
     urls = create_resources(p)
     env = {
-        "IDEMPOTENCY_TABLE": p.tables["IdempotencyTable"]["create"]["TableName"],
         "CONVERSATIONS_TABLE": p.tables["ConversationsTable"]["create"]["TableName"],
         "INBOUND_QUEUE_URL": urls["InboundQueue"],
         "INBOUND_DLQ_URL": urls["InboundDeadLetterQueue"],
@@ -113,7 +117,7 @@ def test_retryable_failure_stays_on_the_queue_with_its_reason(stage_env: dict[st
     assert _dead_letters(stage_env["INBOUND_DLQ_URL"]) == []  # the redrive policy decides, after maxReceiveCount
 
 
-def test_a_completed_envelope_delivered_again_is_not_processed_again(stage_env: dict[str, str]) -> None:
+def test_a_redelivery_reaches_the_stage_and_the_runner_itself_calls_no_aws(stage_env: dict[str, str]) -> None:
     calls: list[str] = []
 
     def process(envelope: Envelope) -> dict[str, Any]:
@@ -124,10 +128,13 @@ def test_a_completed_envelope_delivered_again_is_not_processed_again(stage_env: 
         "route", process, dlq_url_env="INBOUND_DLQ_URL", failure_log=DynamoFailureLog(stage_env["CONVERSATIONS_TABLE"])
     )
     body = _envelope("e2").to_json()
-    assert stage.handle(_event(body), Context())["batchItemFailures"] == []
-    assert stage.handle(_event(body), Context())["batchItemFailures"] == []
-    assert calls == ["line:acc:e2"]
-    assert os.environ["IDEMPOTENCY_TABLE"]  # the record that made the second delivery a no-op lives there
+    with counted_calls() as made:
+        assert stage.handle(_event(body), Context())["batchItemFailures"] == []
+        assert stage.handle(_event(body), Context())["batchItemFailures"] == []
+        assert made == []  # no idempotency record: not written in progress, not completed, not read
+        stage.failure_log.get("route", "m0")  # the count sees what is called
+    assert calls == ["line:acc:e2", "line:acc:e2"]  # the stage's own writes recognise the second one
+    assert made == ["GetItem"]
 
 
 def test_a_json_body_that_is_not_an_object_is_dead_lettered_with_its_reason(stage_env: dict[str, str]) -> None:
@@ -142,16 +149,21 @@ def test_a_json_body_that_is_not_an_object_is_dead_lettered_with_its_reason(stag
     assert logged is not None and logged["error"] == "EnvelopeError: envelope must be a JSON object"
 
 
+def test_a_body_nested_past_any_envelope_is_dead_lettered_at_once(stage_env: dict[str, str]) -> None:
+    failures = DynamoFailureLog(stage_env["CONVERSATIONS_TABLE"])
+    stage = SqsStage("route", lambda e: {}, dlq_url_env="INBOUND_DLQ_URL", failure_log=failures)
+
+    assert stage.handle(_event("[" * 100_000 + "]" * 100_000), Context())["batchItemFailures"] == []
+
+    [dead] = _dead_letters(stage_env["INBOUND_DLQ_URL"])
+    assert dead["MessageAttributes"]["error"]["StringValue"] == "EnvelopeError: body is not JSON"
+
+
 class RuntimeDied(BaseException):
     """What a Lambda runtime crash looks like from inside: nothing the handler's code may catch."""
 
 
-def test_a_crashed_attempt_does_not_hold_the_message_past_the_queue_visibility(
-    stage_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The local stack's queues hide a message for 1-2 s while a function may run for 30 s; the
-    # in-progress record a crash leaves behind must expire when SQS hands the message out again.
-    monkeypatch.setenv("SWITCHBOARD_QUEUE_VISIBILITY_SECONDS", "1")
+def test_a_crashed_attempt_leaves_nothing_that_holds_the_next_delivery(stage_env: dict[str, str]) -> None:
     calls: list[str] = []
     crash = [True]
 
@@ -168,6 +180,25 @@ def test_a_crashed_attempt_does_not_hold_the_message_past_the_queue_visibility(
     with pytest.raises(RuntimeDied):
         stage.handle(_event(body), Context())
 
-    time.sleep(1.2)  # the queue's visibility timeout passes: SQS delivers the message again
+    # Delivered again at once (no in-progress record to wait out, whatever the queue's visibility timeout).
     assert stage.handle(_event(body), Context())["batchItemFailures"] == []
     assert calls == ["line:acc:e3", "line:acc:e3"]
+
+
+@contextlib.contextmanager
+def counted_calls() -> Iterator[list[str]]:
+    """Every AWS operation made on the core's shared session meanwhile."""
+    made: list[str] = []
+
+    def count(model: Any = None, **_: Any) -> None:
+        if model is not None:
+            made.append(model.name)
+
+    events = clients._session().events
+    events.register("before-call", count, unique_id="counted-calls")
+    clients.client.cache_clear()  # a client copies the session's hooks when it is made
+    try:
+        yield made
+    finally:
+        events.unregister("before-call", unique_id="counted-calls")
+        clients.client.cache_clear()
