@@ -4,18 +4,23 @@ Every call our code makes goes through the one boto3 session in ``switchboard.aw
 ``before-call`` hook registered on it (before any client exists, so every client inherits it)
 counts each API operation once, whatever its retries, attributed to the function being invoked.
 The three functions run their real handlers in one process on moto: ``webhook_line`` (API Gateway
-event), then ``route`` and ``crm_writer`` (SQS batch events built from what the queues hold), CRM
-provider ``none``. Receiving and deleting the queues' messages is the Lambda service's work (its
-event source mapping), not our code's, so it is done here with a separate, uncounted client and
-listed apart.
+event), then ``route`` and ``crm_writer`` (SQS batch events built from what the queues hold).
+Receiving and deleting the queues' messages is the Lambda service's work (its event source
+mapping), not our code's, so it is done here with a separate, uncounted client and listed apart.
 
 Cases, all for one customer's LINE text message:
 - cold:  the first message a fresh container sees (settings and secrets not cached yet);
 - new:   a customer's first message, warm containers: a new conversation;
-- later: the same customer's next message: appended to the open conversation.
+- later: the same customer's next message: appended to the open conversation;
+- new/later, zendesk: the same two with a CRM (Zendesk, on the fake CRM of tests/fakes/crm.py),
+  where the crm stage reads what it needs before calling the CRM; the first three use provider
+  ``none``, where marking the message written is the whole of the crm stage's work.
 
-The floor is the fewest calls the design needs for each, spelled out in ``FLOORS`` and printed
-next to the count. Goal: ratio <= 1.0 for warm containers.
+The floor is the fewest calls the job needs, spelled out call by call in ``FLOORS`` with the
+argument for each, and printed next to the count: what must be read or written at all, with one
+request wherever one can do the work of several at the same DynamoDB price. (A TransactWriteItems
+could carry several writes in one call, but bills every write twice, so it sets no floor; neither
+does BatchWriteItem, which takes no condition and cannot update an item attribute by attribute.)
 
 Run: .venv/bin/python bench/aws_calls.py
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -35,11 +41,19 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))  # the fake CRM
 
 from bench._support import Context, aws_env, create_resources
 
 FUNCTIONS = ("webhook_line", "route", "crm_writer")
-CASES = ("cold", "new", "later")
+CASES = ("cold", "new", "later", "new, zendesk", "later, zendesk")
+TITLES = {
+    "cold": "first message in fresh containers",
+    "new": "new conversation",
+    "later": "later message",
+    "new, zendesk": "new conversation, CRM zendesk (a new customer: contact and ticket)",
+    "later, zendesk": "later message, CRM zendesk (appended to the ticket)",
+}
 CONFIG = """\
 accounts:
   - id: calls-line
@@ -53,47 +67,81 @@ workstreams:
     fallback_queue: general
     rules:
       - {name: refunds, when: [{field: message.text, op: contains, value: refund}], queue: billing}
-crm:
-  provider: none
 """
 SECRET = "calls-line-secret-6a5b"
 
-# The fewest calls each function needs per message, by design, as (calls, what for). Warm containers
+# The fewest calls each function needs per message, as (calls, what for and why no fewer). Warm containers
 # read settings and secrets through caches, so those cost nothing per message; a cold one pays once.
 Floor = list[tuple[int, str]]
-IDEMPOTENCY = (2, "dynamodb PutItem + UpdateItem: the idempotency record, in progress then completed")
-ENQUEUE = (1, "sqs SendMessage: the envelope, before the 200")
+ENQUEUE = (1, "sqs SendMessage: the envelope, durable before the 200 (settings and the channel secret come from caches)")
+CUSTOMER = (
+    1,
+    "dynamodb Query: the customer item (which conversation the customer is in, and the profile with the name looked up"
+    " before) and, in the same range, the conversations the customer left within the redelivery horizon",
+)
+MESSAGE = (
+    1,
+    "dynamodb PutItem: the message, conditional on its key (the envelope id): this write is what stores it once;"
+    " a redelivery's refusal returns the copy stored before",
+)
+FORWARD = (1, "sqs SendMessage: forward to the crm queue")
+MARK = (
+    1,
+    "dynamodb UpdateItem: mark the message written, conditional on no mark: the crm stage's exactly once, whose"
+    " refusal also says 'written before' or 'no such message', so nothing need be read first",
+)
 FLOORS: dict[tuple[str, str], Floor] = {
     ("webhook_line", "new"): [ENQUEUE],
     ("webhook_line", "later"): [ENQUEUE],
     ("route", "new"): [
-        IDEMPOTENCY,
-        (1, "dynamodb GetItem: which conversation the customer is in (none)"),
-        (1, "dynamodb GetItem: the customer's profile (a name known from an earlier conversation)"),
-        (1, "dynamodb UpdateItem: the profile's name, just looked up on the platform"),
-        (1, "dynamodb PutItem: the new conversation, message count included"),
-        (1, "dynamodb PutItem: the customer's current-conversation pointer"),
-        (1, "dynamodb PutItem: the message, conditional (a duplicate is stored once)"),
-        (1, "sqs SendMessage: forward to the crm queue"),
+        CUSTOMER,
+        (
+            1,
+            "dynamodb UpdateItem: the customer item: the pointer to the new conversation and the name just looked up,"
+            " in one write (an update, as the crm stage writes contact ids on the same item); before the message, so"
+            " a retry after a crash reopens this conversation rather than a second one",
+        ),
+        MESSAGE,
+        (1, "dynamodb PutItem: the new conversation, count included (after its message, so a retry counts it once)"),
+        FORWARD,
     ],
     ("route", "later"): [
-        IDEMPOTENCY,
-        (1, "dynamodb GetItem: the current-conversation pointer"),
-        (1, "dynamodb GetItem: the conversation it points to (which already knows the customer's name)"),
-        (1, "dynamodb PutItem: the message, conditional"),
-        (1, "dynamodb PutItem: the conversation's message count and times"),
-        (1, "sqs SendMessage: forward to the crm queue"),
+        CUSTOMER,
+        (
+            1,
+            "dynamodb GetItem: the conversation the pointer names (its id comes from the Query, so it cannot share"
+            " that request); a BatchGetItem that also looks for this envelope in the conversations left, if any",
+        ),
+        MESSAGE,
+        (1, "dynamodb PutItem: the conversation's count and times (the one item every view and the quiet check read)"),
+        FORWARD,
     ],
-    ("crm_writer", "new"): [
-        IDEMPOTENCY,
-        (1, "dynamodb GetItem: the conversation"),
-        (1, "dynamodb GetItem: was this message written already (exactly once across retries)"),
-        (1, "dynamodb GetItem: what the crm stage wrote for the conversation so far"),
-        (1, "dynamodb PutItem: what it has written now"),
-        (1, "dynamodb UpdateItem: mark the message written, conditional"),
+    ("crm_writer", "new"): [MARK],
+    ("crm_writer", "later"): [MARK],
+    ("crm_writer", "new, zendesk"): [
+        (1, "dynamodb BatchGetItem: the conversation (the CRM's fields), the message's mark, the crm stage's state"),
+        (
+            1,
+            "dynamodb GetItem: the customer's contact in this CRM from an earlier conversation (read when opening only:"
+            " with every message it would cost a read unit each to save one request per conversation)",
+        ),
+        (
+            1,
+            "dynamodb PutItem: the crm state: the new contact id and 'ticket create under way', before the create (a"
+            " retry looks the ticket up instead of creating a second)",
+        ),
+        (1, "dynamodb UpdateItem: the contact id on the customer item, for the customer's next conversation"),
+        (1, "dynamodb PutItem: the crm state: the ticket id and the envelope it opened with, as soon as it exists"),
+        MARK,
+    ],
+    ("crm_writer", "later, zendesk"): [
+        (1, "dynamodb BatchGetItem: the conversation, the message's mark, the crm state (the ticket to append to)"),
+        MARK,
     ],
 }
-FLOORS[("crm_writer", "later")] = FLOORS[("crm_writer", "new")]
+for _function in ("webhook_line", "route"):
+    FLOORS[(_function, "new, zendesk")] = FLOORS[(_function, "new")]
+    FLOORS[(_function, "later, zendesk")] = FLOORS[(_function, "later")]
 FLOORS[("webhook_line", "cold")] = [
     (1, "dynamodb GetItem: the account (then cached for seconds)"),
     (1, "secretsmanager GetSecretValue: the channel secret (then cached for minutes)"),
@@ -161,7 +209,7 @@ def _target(params: dict[str, Any]) -> str:
 
 
 def line_event(text: str, user: str) -> dict[str, Any]:
-    from infra.admin.send import line_body
+    from switchboard.channels.line import build_message as line_body
     from switchboard.channels.line import sign
 
     body = line_body(text, user)
@@ -205,6 +253,29 @@ def written(table: str) -> int:
     return sum(1 for item in items if item["sk"]["S"].startswith("m#") and "written_at" in item)
 
 
+def apply(config_text: str, home: str) -> None:
+    from infra.admin.apply import apply_file
+    from infra.admin.resources import Resources
+
+    config = Path(home) / "calls.yaml"
+    config.write_text(config_text)
+    outputs = {
+        "SettingsTableName": os.environ["SETTINGS_TABLE"],
+        "ConversationsTableName": os.environ["CONVERSATIONS_TABLE"],
+        "InboundQueueUrl": os.environ["INBOUND_QUEUE_URL"],
+        "InboundDeadLetterQueueUrl": os.environ["INBOUND_DLQ_URL"],
+        "CrmQueueUrl": os.environ["CRM_QUEUE_URL"],
+        "CrmDeadLetterQueueUrl": os.environ["CRM_DLQ_URL"],
+        "AttachmentsBucketName": os.environ.get("ATTACHMENTS_BUCKET", ""),
+        "SecretsPrefix": os.environ["SECRETS_PREFIX"],
+    }
+    resources = Resources.from_outputs(outputs, api_url="", endpoint_url=None, region="us-east-1")
+    with contextlib.redirect_stdout(io.StringIO()):
+        code, lines = apply_file(config, resources, dry_run=False)
+    if code != 0:
+        raise SystemExit("apply failed:\n" + "\n".join(lines))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trace", action="store_true", help="list every counted call with the item, queue or secret it touched")
@@ -221,55 +292,43 @@ def main() -> int:
         create_resources()
         os.environ["SWITCHBOARD_HOME"] = home
         import boto3
+        import yaml
 
-        from infra.admin.apply import apply_file
-        from infra.admin.resources import Resources
+        FakeCrm = importlib.import_module("fakes.crm").FakeCrm  # tests/fakes/crm.py, on the path above
 
-        config = Path(home) / "calls.yaml"
-        config.write_text(CONFIG)
-        outputs = {
-            "SettingsTableName": os.environ["SETTINGS_TABLE"],
-            "ConversationsTableName": os.environ["CONVERSATIONS_TABLE"],
-            "IdempotencyTableName": os.environ["IDEMPOTENCY_TABLE"],
-            "InboundQueueUrl": os.environ["INBOUND_QUEUE_URL"],
-            "InboundDeadLetterQueueUrl": os.environ["INBOUND_DLQ_URL"],
-            "CrmQueueUrl": os.environ["CRM_QUEUE_URL"],
-            "CrmDeadLetterQueueUrl": os.environ["CRM_DLQ_URL"],
-            "AttachmentsBucketName": os.environ.get("ATTACHMENTS_BUCKET", ""),
-            "SecretsPrefix": os.environ["SECRETS_PREFIX"],
-        }
-        resources = Resources.from_outputs(outputs, api_url="", endpoint_url=None, region="us-east-1")
-        with contextlib.redirect_stdout(io.StringIO()):
-            code, lines = apply_file(config, resources, dry_run=False)
-        if code != 0:
-            raise SystemExit("apply failed:\n" + "\n".join(lines))
-
+        apply(CONFIG + "crm:\n  provider: none\n", home)
         import logging
 
         logging.disable(logging.WARNING)
         real_stdout, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115 - the handlers' JSON logs
         try:
-            import importlib
-
             handlers = {name: importlib.import_module(f"functions.{name}.app").handler for name in FUNCTIONS}
             sqs = boto3.client("sqs")  # the default session: not the counted one, as Lambda's poller is not our code
             one_message(tally, handlers, sqs, "cold", "hello", "U" + "c" * 32)
             one_message(tally, handlers, sqs, "new", "hello, I'd like a refund", "U" + "a" * 32)
             one_message(tally, handlers, sqs, "later", "order 1234, thanks", "U" + "a" * 32)
+            with FakeCrm() as crm:
+                apply(CONFIG + yaml.safe_dump({"crm": crm.config("zendesk")}), home)
+                crm_writer = importlib.import_module("functions.crm_writer.app")
+                crm_writer.DEPS.settings._cache.clear()  # as after the settings cache's few seconds
+                # Not shown: the crm stage's first message with a CRM fills its caches (settings, the CRM secret).
+                one_message(tally, handlers, sqs, "warm-up", "hello", "U" + "d" * 32)
+                one_message(tally, handlers, sqs, "new, zendesk", "hello, I'd like a refund", "U" + "b" * 32)
+                one_message(tally, handlers, sqs, "later, zendesk", "order 1234, thanks", "U" + "b" * 32)
+                tickets = crm.records("zendesk", "tickets")
         finally:
             sys.stdout.close()
             sys.stdout = real_stdout
-        if written(os.environ["CONVERSATIONS_TABLE"]) != 3:
-            raise SystemExit("the crm stage did not mark all three messages written")
+        if written(os.environ["CONVERSATIONS_TABLE"]) != 6:
+            raise SystemExit("the crm stage did not mark all six messages written")
+        if len(tickets) != 2 or [len(t["comments"]) for t in tickets] != [1, 2]:
+            raise SystemExit(f"zendesk did not get one ticket per conversation with every message: {tickets}")
 
-    print("AWS API calls per inbound LINE text message (botocore events on the shared session; moto; CRM provider none)")
+    print("AWS API calls per inbound LINE text message (botocore events on the shared session; moto)")
     totals: Counter[str] = Counter()
     floors: Counter[str] = Counter()
     for case in CASES:
-        print(
-            f"\n{case}: "
-            + {"cold": "first message in fresh containers", "new": "new conversation", "later": "later message"}[case]
-        )
+        print(f"\n{case}: {TITLES[case]}")
         for function in FUNCTIONS:
             counted = tally.calls.get((function, case), Counter())
             floor_lines = FLOORS[(function, case)]
@@ -284,13 +343,18 @@ def main() -> int:
                 for line in tally.trace.get((function, case), []):
                     print(f"      {line}")
         print(f"  {'all three':<12} {totals[case]:2d} calls  floor {floors[case]:2d}  ratio {totals[case] / floors[case]:.2f}x")
-    print("\nfloors (the fewest calls the design needs, per function and message):")
+    print("\nfloors (the fewest calls the job needs, per function and message, and why):")
     for function in FUNCTIONS:
-        for case in ("new", "later", "cold"):
+        for case in ("new", "later", "new, zendesk", "later, zendesk", "cold"):
             shown = FLOORS[(function, case)]
             if case == "cold" and function != "webhook_line":  # the new-conversation floor plus the cache fills
                 shown = [line for line in shown if line not in FLOORS[(function, "new")]]
-            print(f"  {function} {case}{' (new, plus)' if case == 'cold' and function != 'webhook_line' else ''}:")
+                label = f"{case} (new, plus)"
+            elif function != "crm_writer" and case.endswith("zendesk"):
+                continue  # the CRM changes nothing before the crm stage
+            else:
+                label = case
+            print(f"  {function} {label}:")
             for n, what in shown:
                 print(f"    {n} x {what}")
     print(

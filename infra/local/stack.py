@@ -117,9 +117,6 @@ class LocalStack:
         os.environ.setdefault("SWITCHBOARD_SETTINGS_TTL", "3")
         os.environ.setdefault("SWITCHBOARD_RETRY_BASE_SECONDS", "1")  # crm retries after 1, 2, 4, 8 s, like the 2 s visibility
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        # Lambda requires a queue's visibility timeout >= the function's timeout; these 2 s queues do not, so
-        # the stages cap their in-progress idempotency records at it (sqs_stage._InProgressBound).
-        os.environ.setdefault("SWITCHBOARD_QUEUE_VISIBILITY_SECONDS", str(VISIBILITY_TIMEOUT))
         os.environ.setdefault("SWITCHBOARD_ALLOW_HTTP", "1")  # key servers and IdPs on 127.0.0.1 in tests
         os.environ.setdefault("SWITCHBOARD_KEY_REFETCH_SECONDS", "2")  # a rotated kid is picked up in seconds, not a minute
 
