@@ -46,7 +46,7 @@ class Case:
 
 
 def line_case() -> Case:
-    from infra.admin.send import line_body
+    from switchboard.channels.line import build_message as line_body
     from switchboard.channels.line import sign
 
     secret = "bench-line-channel-secret"

@@ -67,7 +67,7 @@ def written_messages(table: str) -> int:
 def run_pipeline(api_url: str, table: str, customers: int, per_customer: int) -> float:
     import requests
 
-    from infra.admin.send import line_body
+    from switchboard.channels.line import build_message as line_body
     from switchboard.channels.line import sign
 
     total = customers * per_customer

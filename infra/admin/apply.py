@@ -117,9 +117,9 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         return f"not valid YAML{where}: {_redact(exc.problem or exc.context or 'syntax error')}"
     if isinstance(exc, yaml.reader.ReaderError):
-        line = text.count("\n", 0, exc.position) + 1
+        lineno = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        return f"not valid YAML at line {line}, column {column}: a control character YAML does not allow"
+        return f"not valid YAML at line {lineno}, column {column}: a control character YAML does not allow"
     return "not valid YAML"
 
 
@@ -181,7 +181,7 @@ def apply_file(path: Path, resources: Resources, *, dry_run: bool, as_json: bool
     if as_json:
         return code, [json.dumps(report, indent=2)]
     prefix = "would be " if dry_run else ""
-    return code, [crm_check.report_line(prefix, r) for r in report]
+    return code, [crm_check.report_text(prefix, r) for r in report]
 
 
 class _Secrets:

@@ -88,7 +88,7 @@ def vet(
     return verdict
 
 
-def report_line(prefix: str, row: Mapping[str, str]) -> str:
+def report_text(prefix: str, row: Mapping[str, str]) -> str:
     """One line of `apply`'s text report; CRM notices and refusals carry their message."""
-    line = f"{prefix}{row['status']:<9} {row['kind']} {row['id']}"
-    return f"{line}: {row['message']}" if row.get("message") else line
+    text = f"{prefix}{row['status']:<9} {row['kind']} {row['id']}"
+    return f"{text}: {row['message']}" if row.get("message") else text

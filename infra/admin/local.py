@@ -27,8 +27,8 @@ def applying(config: Path | None) -> Callable[[dict[str, Any]], None]:
 
     def configure(state: dict[str, Any]) -> None:
         code, lines = apply_file(config or DEMO_CONFIG, Resources.from_state(state), dry_run=False)
-        for line in lines:
-            print(line, flush=True)
+        for row in lines:
+            print(row, flush=True)
         if code == 2:
             raise SystemExit(2)
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from switchboard import channels
 from switchboard.chat_auth import (
     AuthSettingError,
     ChatAuthError,
@@ -74,7 +75,6 @@ MAX_SHOWN_ID_CHARS: Final = 64  # a path id in a log line or an error: the longe
 _NOT_CONTEXT: Final = frozenset({"iss", "sub", "aud", "exp", "nbf", "iat", "jti"})
 _LINK_USED: Final = "This sign-in link was already used; ask for a new one."
 _LINK_SPENT: Final = "This sign-in link cannot be used again; ask for a new one."
-_CHANNEL_NAMES: Final = {"line": "LINE", "facebook": "Messenger", "gbm": "Google Business Messages", "chat": "web chat"}
 
 
 @dataclass
@@ -160,7 +160,7 @@ def _start(request: WebhookRequest, deps: ChatDeps, widget_id: str, correlation_
     customer = Customer(id=_visitor_id(), name=customer_name, email=customer_email)
     envelope = Envelope(
         id=f"chat:{widget.id}:{conversation_id}:start",
-        channel="chat",
+        channel=channels.WEB_CHAT,
         account_id=widget.id,
         customer=customer,
         kind="text" if body.text else "event",
@@ -407,11 +407,19 @@ def _callback_advice(refused: ChatAuthError) -> str:
 
 def _signed_in_text(conversation: Conversation) -> str:
     """Which conversation the customer just signed in to: a link someone else sent names theirs, not yours."""
-    channel = _CHANNEL_NAMES.get(conversation.channel, conversation.channel)
+    channel = _channel_label(conversation.channel)
     return (
         f"You are signed in to your {channel} conversation that started {_started(conversation)} "
         f"(reference {conversation.conversation_id}). You can close this page and go back to it."
     )
+
+
+def _channel_label(channel: str) -> str:
+    """How the customer knows the channel ("LINE", "Facebook Messenger"), as the channel declares it."""
+    try:
+        return channels.info(channel).label
+    except KeyError:  # channels.UnknownChannel: a conversation of a channel since removed
+        return channel
 
 
 def _started(conversation: Conversation) -> str:

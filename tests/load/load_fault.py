@@ -112,12 +112,14 @@ class Run:
 def send_customer(api_url: str, account: dict[str, Any], customer: str, index: int, count: int, run: Run) -> None:
     import requests
 
-    from infra.admin.send import SIGNERS
+    from switchboard import channels
 
     with requests.Session() as http:
         for n in range(count):
             text = f"{'refund please, ' if n % 4 == 0 else ''}load {account['channel']} c{index} m{n} {uuid.uuid4().hex[:12]}"
-            signed = SIGNERS[account["channel"]](account, account["secrets"], text, customer, None)
+            signed = channels.adapter(account["channel"]).simulate(
+                account, account["secrets"], text=text, user=customer, event_id=None
+            )
             for _ in range(COPIES):  # the same body and signature each time, as a platform's redelivery
                 answer = http.post(
                     api_url + signed.path,

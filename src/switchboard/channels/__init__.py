@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from switchboard.channels.base import ChannelAdapter
@@ -59,7 +59,15 @@ def adapter(channel: str) -> ChannelAdapter:
     return adapter_class(channel)()
 
 
+# Web chat is served by the chat functions (switchboard.chat_start), not by a webhook adapter, so its
+# declaration stands here until it is a channel module of its own.
+WEB_CHAT: Final = "chat"
+_SERVED_ELSEWHERE: Final = {WEB_CHAT: ChannelInfo(label="web chat", medium="chat")}
+
+
 def info(channel: str) -> ChannelInfo:
     """The channel's label and medium, as its module declares them."""
+    if channel in _SERVED_ELSEWHERE:
+        return _SERVED_ELSEWHERE[channel]
     cls = adapter_class(channel)
     return ChannelInfo(label=cls.label, medium=cls.medium)

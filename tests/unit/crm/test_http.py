@@ -291,3 +291,8 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_metadata_address_is_refused_even_for_a_trusted_crm_url() -> None:
     with pytest.raises(CrmRejected, match=r"169\.254\.169\.254 is not an address"):
         CrmHttp("test").request("GET", "http://169.254.169.254/latest/meta-data/?token=x")
+
+
+def test_a_web_chat_subject_reads_web_chat() -> None:
+    # Web chat has no webhook adapter; its label is declared beside the registry, never in CRM code.
+    assert subject_for("chat", make_envelope(text="hi"), 100) == "web chat: hi"
