@@ -310,16 +310,16 @@ def parser() -> argparse.ArgumentParser:
 def network_error(exc: BaseException) -> str | None:
     """One line for a failure to reach AWS, the stack's API or a CRM; None for anything else (a bug: let it show)."""
     import botocore.exceptions
-    import requests
 
-    if isinstance(exc, requests.exceptions.RequestException):
-        request = getattr(exc, "request", None)
-        url = getattr(request, "url", None) or ""
-        target = re.match(r"^[a-z]+://[^/?#]+", url)
+    from switchboard import outbound_http
+
+    if isinstance(exc, outbound_http.TimedOut | outbound_http.ConnectionFailed):
+        # Only scheme, host and port: the rest of a URL may carry a token.
+        target = re.match(r"^[a-z]+://[^/?#]+", exc.target)
         where = f" {target.group(0)}" if target else ""
-        if isinstance(exc, requests.exceptions.Timeout):
+        if isinstance(exc, outbound_http.TimedOut):
             return f"cannot reach{where}: timed out"
-        return f"cannot reach{where}: {_os_reason(exc) or type(exc).__name__}"
+        return f"cannot reach{where}: {outbound_http.os_reason(exc) or exc.reason.removeprefix('connection failed: ')}"
     if isinstance(exc, botocore.exceptions.NoCredentialsError | botocore.exceptions.PartialCredentialsError):
         return "no AWS credentials: configure them as boto3 finds them (AWS_PROFILE, ~/.aws, environment)"
     if isinstance(exc, botocore.exceptions.NoRegionError):
@@ -337,23 +337,6 @@ def network_error(exc: BaseException) -> str | None:
     if isinstance(exc, ConnectionError | TimeoutError):
         return f"network error: {exc.strerror or type(exc).__name__}"
     return None
-
-
-def _os_reason(exc: BaseException) -> str | None:
-    """The operating system's words (``Connection refused``, ``Name or service not known``) deep in requests' chain."""
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            return str(current.strerror)
-        if isinstance(current, BaseException):
-            stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
-    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
-    return found.group(1).strip() if found else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,16 +7,16 @@ What a delivery looks like and how it is signed is each channel's own knowledge
 from __future__ import annotations
 
 from infra.admin.resources import Resources
-from switchboard import channels, safe_json
+from switchboard import channels, outbound_http, safe_json
 from switchboard.errors import SecretMissing
 from switchboard.secret_names import secret_name
+
+SEND_LIMITS = outbound_http.Limits(deadline=10, max_bytes=1 << 20)
 
 
 def send(
     resources: Resources, channel: str, account_id: str, text: str, user: str | None, event_id: str | None
 ) -> tuple[int, str]:
-    import requests
-
     if channel not in channels.ADAPTERS:
         return 2, f"sending as {channel} is not available: the channels are {', '.join(channels.names())}"
     resources.activate()
@@ -42,10 +42,13 @@ def send(
         return 2, f"account {account_id!r} has {exc.message}: apply its configuration again"
     if not resources.api_url:
         return 2, "the target has no API URL"
-    answer = requests.post(
+    # The stack's own API, named by its outputs or the local state file: an address the admin chose,
+    # so the policy is the one for admin-written URLs (any address but the cloud metadata service).
+    answer = outbound_http.Client(outbound_http.TRUSTED).request(
+        "POST",
         resources.api_url + delivery.path,
+        limits=SEND_LIMITS,
         data=delivery.body,
         headers={"Content-Type": "application/json", **delivery.headers},
-        timeout=10,
     )
-    return (0 if answer.ok else 1), f"{answer.status_code} {answer.text}"
+    return (0 if answer.ok else 1), f"{answer.status} {answer.text}"

@@ -843,6 +843,22 @@ def _with_target(exc: OutboundError, target: str) -> OutboundError:
     return fresh
 
 
+def os_reason(exc: BaseException) -> str | None:
+    """The operating system's words (``Connection refused``, ``Name or service not known``) in an exception's chain."""
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return str(current.strerror)
+        if isinstance(current, BaseException):
+            stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
+    return None
+
+
 def _is_transport_error(exc: BaseException) -> bool:
     import http.client
 
@@ -867,7 +883,8 @@ def _transport_error(exc: BaseException, target: str, limits: Limits, deadline: 
     if isinstance(exc, requests.exceptions.MissingSchema | urllib3.exceptions.LocationParseError):
         return InvalidRequest(f"the request cannot be sent ({kind})", target=target)
     if isinstance(exc, requests.RequestException | urllib3.exceptions.HTTPError | OSError):
-        return ConnectionFailed(f"connection failed ({kind})", target=target)
+        said = os_reason(exc)  # the operating system's words only: they never quote a URL or a header
+        return ConnectionFailed(f"connection failed: {said}" if said else f"connection failed ({kind})", target=target)
     if isinstance(exc, ValueError | UnicodeError):  # a header or URL requests would not send
         return InvalidRequest(f"the request cannot be sent ({kind})", target=target)
     return ConnectionFailed(f"request failed ({kind})", target=target)

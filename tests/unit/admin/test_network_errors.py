@@ -12,12 +12,12 @@ from pathlib import Path
 
 import botocore.exceptions
 import pytest
-import requests
 import yaml
 
 from infra.admin import cli
 from infra.admin.apply import apply_file
 from infra.admin.resources import Resources
+from switchboard import outbound_http
 
 from .conftest import ROOT
 
@@ -103,20 +103,16 @@ def test_a_local_stack_that_has_gone_prints_one_line_from_a_real_process(tmp_pat
     ("exc", "line"),
     [
         (
-            requests.exceptions.ConnectionError(
-                "HTTPSConnectionPool(host='crm.invalid', port=443): Max retries exceeded "
-                "(Caused by NameResolutionError(\"Failed to resolve 'crm.invalid' ([Errno -2] Name or service not known)\"))",
-                request=requests.Request("GET", "https://crm.invalid/api/v2/users/me.json").prepare(),
+            outbound_http.ConnectionFailed(
+                "connection failed: Name or service not known", target="https://crm.invalid/api/v2/users/me.json"
             ),
             "cannot reach https://crm.invalid: Name or service not known",
         ),
         (
-            requests.exceptions.ReadTimeout(
-                "read timed out", request=requests.Request("POST", "http://127.0.0.1:3000/x").prepare()
-            ),
+            outbound_http.TimedOut("no answer within 10 s", target="http://127.0.0.1:3000/webhooks/line/x"),
             "cannot reach http://127.0.0.1:3000: timed out",
         ),
-        (requests.exceptions.ConnectTimeout("connect timed out"), "cannot reach: timed out"),
+        (outbound_http.TimedOut("no answer within 10 s"), "cannot reach: timed out"),
         (
             botocore.exceptions.EndpointConnectionError(endpoint_url="https://dynamodb.eu-west-1.amazonaws.com/"),
             "cannot reach https://dynamodb.eu-west-1.amazonaws.com/",

@@ -283,7 +283,7 @@ def test_an_unreachable_host_is_a_retryable_failure_without_the_query() -> None:
     with pytest.raises(FetchFailed) as caught:
         local().get(FetchRequest(closed + "/p", params={"access_token": TOKEN}), max_bytes=100, timeout=2)
     assert caught.value.retryable is True
-    assert str(caught.value) == f"{closed}/p: connection failed (ConnectionError)"
+    assert str(caught.value) == f"{closed}/p: connection failed: Connection refused"
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 

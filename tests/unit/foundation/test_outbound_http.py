@@ -492,7 +492,7 @@ def test_a_refused_connection_is_retryable_and_names_no_secret() -> None:
             "GET", f"http://user:{SECRET}@127.0.0.1:{port}/p?access_token={SECRET}", limits=LIMITS, params={"t": SECRET}
         )
     assert caught.value.retryable is True
-    assert str(caught.value) == f"http://127.0.0.1:{port}/p: connection failed (ConnectionError)"
+    assert str(caught.value) == f"http://127.0.0.1:{port}/p: connection failed: Connection refused"
     assert caught.value.__cause__ is None and caught.value.__context__ is None
 
 
@@ -546,7 +546,9 @@ def _imports_requests(path: Path) -> bool:
 
 
 def test_only_outbound_http_imports_requests() -> None:
-    importers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "src").rglob("*.py") if _imports_requests(p))
+    """Every product call out (platforms, CRMs, key servers, IdPs, and the command posting to the stack)."""
+    product = [p for folder in ("src", "infra", "functions") for p in (ROOT / folder).rglob("*.py")]
+    importers = sorted(str(p.relative_to(ROOT)) for p in product if _imports_requests(p))
     assert importers == ["src/switchboard/outbound_http.py"]
 
 
