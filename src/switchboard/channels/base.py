@@ -154,10 +154,19 @@ class ChannelAdapter(ABC):
         It is built and signed exactly as the platform does it, so it exercises the real verify and
         parse. ``user`` is the platform's customer id (a stable demo customer when None); ``event_id``
         replays a delivery with the platform's own event id. A secret the account does not hold raises
-        :class:`~switchboard.errors.SecretMissing` naming it, never a value. Every registered channel
-        implements it (tests/unit/channels/test_simulate.py); the default only spares test doubles.
+        :class:`~switchboard.errors.SecretMissing` naming it, never a value. A channel provides the two
+        primitives below; every registered channel does (tests/unit/channels/test_simulate.py).
         """
+        body = self.simulated_body(account, text=text, user=user, event_id=event_id)
+        return Simulated(self.webhook_path(str(account["id"])), body, self.signed_headers(account, secrets, body))
+
+    def simulated_body(self, account: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None) -> bytes:
+        """The body the platform would send for one customer message of ``text`` to ``account``."""
         raise NotImplementedError(f"{self.channel} deliveries cannot be simulated")
+
+    def signed_headers(self, account: Mapping[str, Any], secrets: Mapping[str, Any], body: bytes) -> dict[str, str]:
+        """The headers with which the platform proves it sent ``body`` to ``account`` (for the command and tests)."""
+        raise NotImplementedError(f"{self.channel} deliveries cannot be signed")
 
     def webhook_path(self, account_id: str) -> str:
         """The account's webhook below the API's URL (interface section 2)."""

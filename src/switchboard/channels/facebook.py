@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from switchboard import safe_json
-from switchboard.channels.base import ChannelAdapter, FetchRequest, ParseResult, Simulated, require_secret, stored_secret
+from switchboard.channels.base import ChannelAdapter, FetchRequest, ParseResult, require_secret, stored_secret
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.errors import BadRequest, Forbidden, Unauthorized
 from switchboard.settings import Account
@@ -147,14 +147,13 @@ class FacebookAdapter(ChannelAdapter):
     required_settings: ClassVar[tuple[str, ...]] = ("page_id",)
     required_secrets: ClassVar[tuple[str, ...]] = ("app_secret", "verify_token", "page_access_token")
 
-    def simulate(
-        self, account: Mapping[str, Any], secrets: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None
-    ) -> Simulated:
+    def simulated_body(self, account: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None) -> bytes:
+        return build_message(str(account.get("page_id") or ""), user or DEMO_PSID, text, mid=event_id)
+
+    def signed_headers(self, account: Mapping[str, Any], secrets: Mapping[str, Any], body: bytes) -> dict[str, str]:
         """Both signatures, as Meta still sends them; the account's page as the entry id, so the page check passes."""
         app_secret = stored_secret(secrets, "app_secret")
-        body = build_message(str(account.get("page_id") or ""), user or DEMO_PSID, text, mid=event_id)
-        headers = {"X-Hub-Signature-256": sign_sha256(app_secret, body), "X-Hub-Signature": sign_sha1(app_secret, body)}
-        return Simulated(self.webhook_path(str(account["id"])), body, headers)
+        return {"X-Hub-Signature-256": sign_sha256(app_secret, body), "X-Hub-Signature": sign_sha1(app_secret, body)}
 
     def handshake(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> WebhookResponse | None:
         if request.method.upper() != "GET":

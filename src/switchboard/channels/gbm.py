@@ -48,7 +48,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from switchboard import safe_json
-from switchboard.channels.base import ChannelAdapter, ParseResult, Simulated, require_secret, stored_secret
+from switchboard.channels.base import ChannelAdapter, ParseResult, require_secret, stored_secret
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.errors import BadRequest, Unauthorized
 from switchboard.settings import Account, account_from_dict
@@ -165,19 +165,19 @@ class GbmAdapter(ChannelAdapter):
             return (*self.required_secrets, "partner_key")
         return self.required_secrets
 
-    def simulate(
-        self, account: Mapping[str, Any], secrets: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None
-    ) -> Simulated:
-        """Signed with whichever key the account names, as its deliveries are checked."""
-        key = stored_secret(secrets, signing_key_name(account_from_dict(dict(account))))
-        body = build_message(
+    def simulated_body(self, account: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None) -> bytes:
+        return build_message(
             user or DEMO_CONVERSATION,
             text,
             brand_id=str(account.get("brand_id") or "BRAND_ID"),
             agent_id=str(account.get("agent_id") or "AGENT_ID"),
             message_id=event_id,
         )
-        return Simulated(self.webhook_path(str(account["id"])), body, {"X-Goog-Signature": sign(key, body)})
+
+    def signed_headers(self, account: Mapping[str, Any], secrets: Mapping[str, Any], body: bytes) -> dict[str, str]:
+        """Signed with whichever key the account names, as its deliveries are checked."""
+        key = stored_secret(secrets, signing_key_name(account_from_dict(dict(account))))
+        return {"X-Goog-Signature": sign(key, body)}
 
     def handshake(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> WebhookResponse | None:
         if request.method.upper() != "POST" or len(request.body) > _VERIFICATION_MAX_BYTES:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from switchboard import safe_json
-from switchboard.channels.base import ChannelAdapter, FetchRequest, ParseResult, Simulated, require_secret, stored_secret
+from switchboard.channels.base import ChannelAdapter, FetchRequest, ParseResult, require_secret, stored_secret
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.errors import BadRequest, Unauthorized
 from switchboard.settings import Account
@@ -157,13 +157,12 @@ class LineAdapter(ChannelAdapter):
         name = body.get("displayName") if isinstance(body, dict) else None
         return (name.strip() or None) if isinstance(name, str) else None
 
-    def simulate(
-        self, account: Mapping[str, Any], secrets: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None
-    ) -> Simulated:
+    def simulated_body(self, account: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None) -> bytes:
         # A replay (an event id given) is marked as LINE marks its own redeliveries.
-        channel_secret = stored_secret(secrets, "channel_secret")
-        body = build_message(text, user or DEMO_USER, event_id=event_id, redelivery=event_id is not None)
-        return Simulated(self.webhook_path(str(account["id"])), body, {"X-Line-Signature": sign(channel_secret, body)})
+        return build_message(text, user or DEMO_USER, event_id=event_id, redelivery=event_id is not None)
+
+    def signed_headers(self, account: Mapping[str, Any], secrets: Mapping[str, Any], body: bytes) -> dict[str, str]:
+        return {"X-Line-Signature": sign(stored_secret(secrets, "channel_secret"), body)}
 
     def _envelope(
         self,
