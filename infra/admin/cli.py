@@ -251,7 +251,7 @@ def cmd_auth_link(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="switchboard", description="Run, configure and inspect a Switchboard stack.")
     p.add_argument("--stack", help="a deployed stack's name (default: the local stack `switchboard local` started last)")
-    p.add_argument("--region", help="the deployed stack's AWS region (default: as boto3 finds it, e.g. AWS_REGION)")
+    p.add_argument("--region", help="the deployed stack's AWS region (default: AWS_DEFAULT_REGION or the profile's)")
     p.add_argument("--profile", help="the AWS profile whose credentials reach the deployed stack (default: as boto3 finds them)")
     sub = p.add_subparsers(dest="command", required=True)
 
