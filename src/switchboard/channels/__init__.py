@@ -7,10 +7,11 @@ here. Adapters are imported only when asked for, so an edge function loads exact
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Final
+
+from switchboard import plugins
 
 if TYPE_CHECKING:
     from switchboard.channels.base import ChannelAdapter
@@ -45,12 +46,7 @@ def names() -> list[str]:
 @cache
 def adapter_class(channel: str) -> type[ChannelAdapter]:
     """The adapter class registered under ``channel``, imported on first use."""
-    try:
-        target = ADAPTERS[channel]
-    except KeyError:
-        raise UnknownChannel(channel) from None
-    module_name, _, class_name = target.partition(":")
-    cls: type[ChannelAdapter] = getattr(importlib.import_module(module_name), class_name)
+    cls: type[ChannelAdapter] = plugins.load_class(ADAPTERS, channel, UnknownChannel)
     return cls
 
 

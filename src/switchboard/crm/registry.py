@@ -10,11 +10,11 @@ Classes are imported on first use, so a process loads only the CRM it is configu
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from switchboard import plugins
 from switchboard.crm.base import CrmAdapter, CrmConfigError
 
 if TYPE_CHECKING:
@@ -47,12 +47,7 @@ def names() -> list[str]:
 @cache
 def adapter_class(provider: str) -> type[CrmAdapter]:
     """The adapter class registered under ``provider``, imported on first use."""
-    try:
-        target = PROVIDERS[provider]
-    except KeyError:
-        raise UnknownProvider(provider) from None
-    module_name, _, class_name = target.partition(":")
-    cls: type[CrmAdapter] = getattr(importlib.import_module(module_name), class_name)
+    cls: type[CrmAdapter] = plugins.load_class(PROVIDERS, provider, UnknownProvider)
     return cls
 
 
