@@ -96,6 +96,34 @@ class ConversationRef:
     priority: int | None
 
 
+@dataclass(frozen=True)
+class ContactFields:
+    """What every CRM stores about a customer, worked out once by :meth:`CrmAdapter.upsert_contact`."""
+
+    identity: str  # the channel identity: the key the contact is upserted on
+    name: str  # the display name, or "<channel> customer <id>" without one; cut to the CRM's limit
+    email: str | None
+
+
+def channel_identity(channel: str, account_id: str, customer_id: str) -> str:
+    """The key a customer is known by in every CRM: the same person on another account is another contact,
+    because platform user ids (LINE, Messenger page-scoped ids) are only unique per account."""
+    return f"{channel}:{account_id}:{customer_id}"
+
+
+def truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def url_setting(description: str, *, default: str | None = None) -> dict[str, Any]:
+    """A URL setting: the schema's shared ``url`` definition (https, or http on the local stack)."""
+    setting: dict[str, Any] = {"$ref": "#/$defs/url"}
+    if default is not None:
+        setting["default"] = default
+    setting["description"] = description
+    return setting
+
+
 # JSON Schema types a stored setting may have, as Python sees them once decoded (bool is not an integer here).
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -139,6 +167,8 @@ class CrmAdapter(ABC):
     list_secrets: ClassVar[tuple[str, ...]] = ()
     # Extra JSON Schema applied to the whole CRM section (rules that tie one setting to another).
     schema_rules: ClassVar[tuple[Mapping[str, Any], ...]] = ()
+    # The longest contact name the CRM keeps (its name field's length); None: no limit to respect.
+    contact_name_limit: ClassVar[int | None] = None
 
     @classmethod
     @abstractmethod
@@ -191,12 +221,37 @@ class CrmAdapter(ABC):
     def whoami(self) -> CrmUser:
         """Check the credentials; the returned user is the default user (the admin)."""
 
-    @abstractmethod
     def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
         """Return the customer's contact id: the authenticated ``contact_id`` when the CRM has that record,
-        otherwise the contact keyed on the channel identity, created or refreshed."""
+        otherwise the contact keyed on the channel identity, created or refreshed.
+
+        A signed-in customer's own record wins over the one a channel identity would make, so an agent
+        sees one person, not one per channel; every CRM names a channel customer the same way.
+        """
+        if conversation.contact_id:
+            found = self._existing_contact(conversation.contact_id)
+            if found is not None:
+                return found
+        customer = conversation.customer
+        name = customer.name or f"{conversation.channel} customer {customer.id}"
+        fields = ContactFields(
+            identity=channel_identity(conversation.channel, conversation.account_id, customer.id),
+            name=name if self.contact_name_limit is None else truncate(name, self.contact_name_limit),
+            email=customer.email or None,
+        )
+        return self._write_contact(fields, owner_id=owner_id)
 
     @abstractmethod
+    def _existing_contact(self, contact_id: str) -> str | None:
+        """The CRM's id of the authenticated contact ``contact_id``, or None when it has no such record.
+
+        An id that cannot be one of the CRM's (wrong form) is None without a call.
+        """
+
+    @abstractmethod
+    def _write_contact(self, contact: ContactFields, *, owner_id: str | None) -> str:
+        """Create or refresh the contact keyed on ``contact.identity``; return its id (never a twin on retry)."""
+
     def open_ticket(
         self,
         conversation: ConversationRef,
@@ -209,10 +264,28 @@ class CrmAdapter(ABC):
         """Open the ticket/case for the conversation with its first message; return its id.
 
         Never opens a second one for the same conversation. ``retry`` says an earlier attempt may
-        have reached the CRM without its answer being recorded; adapters whose create is not
-        idempotent by itself look for that earlier ticket first (and only then, to keep the
-        common path to one call).
+        have reached the CRM without its answer being recorded; only then is that earlier ticket
+        looked for (:meth:`_find_ticket`), to keep the common path to one call.
         """
+        if retry:
+            found = self._find_ticket(conversation, contact_id=contact_id, first_message=first_message)
+            if found is not None:
+                return found
+        return self._create_ticket(conversation, contact_id=contact_id, first_message=first_message, owner_id=owner_id)
+
+    def _find_ticket(self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope) -> str | None:
+        """The ticket an earlier attempt opened for the conversation, finished if it was cut short; None if none.
+
+        None without a call by default: a CRM whose create is idempotent by itself (an upsert, a
+        client-chosen key) needs no look-up.
+        """
+        return None
+
+    @abstractmethod
+    def _create_ticket(
+        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
+    ) -> str:
+        """Open the ticket/case with its first message; return its id."""
 
     @abstractmethod
     def append_message(

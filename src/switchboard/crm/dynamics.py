@@ -21,14 +21,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser
-from switchboard.crm.http import CrmHttp, channel_identity, describe_message, subject_for, truncate
+from switchboard.crm.base import (
+    ContactFields,
+    ConversationRef,
+    CrmAdapter,
+    CrmAuthError,
+    CrmRejected,
+    CrmUser,
+    truncate,
+    url_setting,
+)
+from switchboard.crm.http import CrmHttp, describe_message, subject_for
 from switchboard.envelope import Envelope
 from switchboard.outbound_http import Response, Session
 from switchboard.settings import CrmSettings
 
 DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
 API_PATH = "api/data/v9.2"
+LASTNAME_LIMIT = 50
 TITLE_LIMIT = 200
 DESCRIPTION_LIMIT = 2000
 NOTE_SUBJECT_LIMIT = 500
@@ -64,20 +74,15 @@ class DynamicsAdapter(CrmAdapter):
     provider: ClassVar[str] = "dynamics"
     label: ClassVar[str] = "Dynamics 365"
     settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
-        "org_url": {
-            "$ref": "#/$defs/url",
-            "description": "The environment's address, e.g. https://acme.crm.dynamics.com (also the token's audience).",
-        },
+        "org_url": url_setting("The environment's address, e.g. https://acme.crm.dynamics.com (also the token's audience)."),
         "tenant_id": {
             "type": "string",
             "pattern": "^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$",
             "description": "The Microsoft Entra tenant (directory) id or domain that issues the application's token.",
         },
-        "authority_url": {
-            "$ref": "#/$defs/url",
-            "default": DEFAULT_AUTHORITY_URL,
-            "description": "The token authority; another one only for a national cloud.",
-        },
+        "authority_url": url_setting(
+            "The token authority; another one only for a national cloud.", default=DEFAULT_AUTHORITY_URL
+        ),
         "return_representation": {
             "type": "boolean",
             "default": False,
@@ -91,6 +96,7 @@ class DynamicsAdapter(CrmAdapter):
     }
     required_settings: ClassVar[tuple[str, ...]] = ("org_url", "tenant_id")
     required_secrets: ClassVar[tuple[str, ...]] = ("client_id", "client_secret")
+    contact_name_limit: ClassVar[int | None] = LASTNAME_LIMIT
 
     def __init__(
         self,
@@ -215,34 +221,22 @@ class DynamicsAdapter(CrmAdapter):
         found = self.http.json_object(response).get("contactid")
         return str(found).lower() if found else None
 
-    def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
-        if conversation.contact_id:
-            found = self._existing_contact(conversation.contact_id)
-            if found is not None:
-                return found
-        customer = conversation.customer
-        identity = channel_identity(conversation.channel, conversation.account_id, customer.id)
-        body: dict[str, Any] = {"lastname": truncate(customer.name or f"{conversation.channel} customer {customer.id}", 50)}
-        if customer.email:
-            body["emailaddress1"] = customer.email
+    def _write_contact(self, contact: ContactFields, *, owner_id: str | None) -> str:
+        body: dict[str, Any] = {"lastname": contact.name}
+        if contact.email:
+            body["emailaddress1"] = contact.email
         if owner_id:
             # Without an explicit owner a new row belongs to the application user and an existing
             # row keeps whoever an agent gave it to.
             body["ownerid@odata.bind"] = f"/systemusers({owner_id})"
-        return self._write("contacts", record_id("contact", identity), body, create_only=False)
+        return self._write("contacts", record_id("contact", contact.identity), body, create_only=False)
 
     def ticket_owner(self, owner_id: str | None) -> str:
         """Dynamics cannot leave a case unassigned: without a default user the application user owns it."""
         return owner_id or self.whoami().id
 
-    def open_ticket(
-        self,
-        conversation: ConversationRef,
-        *,
-        contact_id: str,
-        first_message: Envelope,
-        owner_id: str | None,
-        retry: bool = False,
+    def _create_ticket(
+        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
     ) -> str:
         # A create-once PATCH on an id derived from the conversation: a retry gets 412 and the same id.
         owner = self.ticket_owner(owner_id)

@@ -348,12 +348,6 @@ def channel_label(channel: str) -> str:
     return info.label if info is not None else channel
 
 
-def channel_identity(channel: str, account_id: str, customer_id: str) -> str:
-    """The key a customer is known by in every CRM: the same person on another account is another contact,
-    because platform user ids (LINE, Messenger page-scoped ids) are only unique per account."""
-    return f"{channel}:{account_id}:{customer_id}"
-
-
 def describe_message(envelope: Envelope) -> str:
     """Text a human agent can read in the CRM, even for a sticker or an image without caption."""
     lines: list[str] = []
@@ -387,7 +381,3 @@ def summarise(text: str, limit: int) -> str:
 def subject_for(channel: str, envelope: Envelope, limit: int) -> str:
     body = describe_message(envelope)
     return summarise(f"{channel_label(channel)}: {body}", limit)
-
-
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"

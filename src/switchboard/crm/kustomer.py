@@ -17,8 +17,18 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
-from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmConfigError, CrmRejected, CrmUser
-from switchboard.crm.http import CrmHttp, channel_identity, channel_info, describe_message, subject_for, truncate
+from switchboard.crm.base import (
+    ContactFields,
+    ConversationRef,
+    CrmAdapter,
+    CrmAuthError,
+    CrmConfigError,
+    CrmRejected,
+    CrmUser,
+    truncate,
+    url_setting,
+)
+from switchboard.crm.http import CrmHttp, channel_info, describe_message, subject_for
 from switchboard.envelope import Envelope
 from switchboard.outbound_http import Response, Session
 from switchboard.settings import CrmSettings
@@ -69,10 +79,9 @@ class KustomerAdapter(CrmAdapter):
     provider: ClassVar[str] = "kustomer"
     label: ClassVar[str] = "Kustomer"
     settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
-        "base_url": {
-            "$ref": "#/$defs/url",
-            "description": "The organisation's API address, e.g. https://acme.api.kustomerapp.com (a trailing /v1 is ignored).",
-        },
+        "base_url": url_setting(
+            "The organisation's API address, e.g. https://acme.api.kustomerapp.com (a trailing /v1 is ignored)."
+        ),
         "channel_map": {
             "type": "object",
             "propertyNames": {"$ref": "#/$defs/id"},
@@ -87,6 +96,7 @@ class KustomerAdapter(CrmAdapter):
     }
     required_settings: ClassVar[tuple[str, ...]] = ("base_url",)
     required_secrets: ClassVar[tuple[str, ...]] = ("api_key",)
+    contact_name_limit: ClassVar[int | None] = NAME_LIMIT
 
     def __init__(
         self,
@@ -139,7 +149,7 @@ class KustomerAdapter(CrmAdapter):
             raise self.http.error(CrmRejected, f"{what} returned no id", status=response.status_code)
         return str(record_id)
 
-    def _existing_customer(self, customer_id: str) -> str | None:
+    def _existing_contact(self, customer_id: str) -> str | None:
         """The authenticated contact id, when it names a Kustomer customer (ids are 24 hex digits)."""
         if not (len(customer_id) == 24 and all(c in "0123456789abcdefABCDEF" for c in customer_id)):
             return None
@@ -148,54 +158,39 @@ class KustomerAdapter(CrmAdapter):
             return None
         return self._created_id(response, "customer look-up")
 
-    def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
-        if conversation.contact_id:
-            found = self._existing_customer(conversation.contact_id)
-            if found is not None:
-                return found
-        customer = conversation.customer
-        identity = channel_identity(conversation.channel, conversation.account_id, customer.id)
-        lookup = self._call("GET", f"customers/externalId={quote(identity, safe='')}", passthrough=(404,))
+    def _write_contact(self, contact: ContactFields, *, owner_id: str | None) -> str:
+        lookup = self._call("GET", f"customers/externalId={quote(contact.identity, safe='')}", passthrough=(404,))
         if lookup.status_code != 404:
             return self._created_id(lookup, "customer look-up")
-        body: dict[str, Any] = {
-            "name": truncate(customer.name or f"{conversation.channel} customer {customer.id}", NAME_LIMIT),
-            "externalId": identity,
-        }
-        if customer.email:
-            body["emails"] = [{"type": "home", "email": customer.email}]
+        body: dict[str, Any] = {"name": contact.name, "externalId": contact.identity}
+        if contact.email:
+            body["emails"] = [{"type": "home", "email": contact.email}]
         return self._created_id(self._call("POST", "customers", json_body=body), "customer create")
 
-    def open_ticket(
-        self,
-        conversation: ConversationRef,
-        *,
-        contact_id: str,
-        first_message: Envelope,
-        owner_id: str | None,
-        retry: bool = False,
+    def _find_ticket(self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope) -> str | None:
+        """The conversation an earlier attempt created, with the first message recorded if it got no further."""
+        lookup = self._call("GET", f"conversations/externalId={quote(conversation.conversation_id, safe='')}", passthrough=(404,))
+        if lookup.status_code == 404:
+            return None
+        conversation_id = self._created_id(lookup, "conversation look-up")
+        attributes = _data(self.http.json_object(lookup)).get("attributes")
+        count = attributes.get("messageCount") if isinstance(attributes, dict) else None
+        if not (isinstance(count, int) and count > 0):  # the earlier attempt stopped before the first message
+            self._record(conversation, contact_id=contact_id, conversation_id=conversation_id, message=first_message)
+        return conversation_id
+
+    def _create_ticket(
+        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
     ) -> str:
-        conversation_id: str | None = None
-        if retry:
-            lookup = self._call(
-                "GET", f"conversations/externalId={quote(conversation.conversation_id, safe='')}", passthrough=(404,)
-            )
-            if lookup.status_code != 404:
-                conversation_id = self._created_id(lookup, "conversation look-up")
-                attributes = _data(self.http.json_object(lookup)).get("attributes")
-                count = attributes.get("messageCount") if isinstance(attributes, dict) else None
-                if isinstance(count, int) and count > 0:
-                    return conversation_id  # an earlier attempt got as far as the first message
-        if conversation_id is None:
-            body: dict[str, Any] = {
-                "externalId": conversation.conversation_id,
-                "name": subject_for(conversation.channel, first_message, NAME_LIMIT),
-                "direction": "in",
-            }
-            if owner_id:
-                body["assignedUsers"] = [owner_id]
-            created = self._call("POST", f"customers/{quote(contact_id, safe='')}/conversations", json_body=body)
-            conversation_id = self._created_id(created, "conversation create")
+        body: dict[str, Any] = {
+            "externalId": conversation.conversation_id,
+            "name": subject_for(conversation.channel, first_message, NAME_LIMIT),
+            "direction": "in",
+        }
+        if owner_id:
+            body["assignedUsers"] = [owner_id]
+        created = self._call("POST", f"customers/{quote(contact_id, safe='')}/conversations", json_body=body)
+        conversation_id = self._created_id(created, "conversation create")
         self._record(conversation, contact_id=contact_id, conversation_id=conversation_id, message=first_message)
         return conversation_id
 

@@ -19,8 +19,19 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
-from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmConfigError, CrmNotice, CrmRejected, CrmUser
-from switchboard.crm.http import CrmHttp, channel_identity, describe_message, error_codes, subject_for, truncate
+from switchboard.crm.base import (
+    ContactFields,
+    ConversationRef,
+    CrmAdapter,
+    CrmAuthError,
+    CrmConfigError,
+    CrmNotice,
+    CrmRejected,
+    CrmUser,
+    truncate,
+    url_setting,
+)
+from switchboard.crm.http import CrmHttp, describe_message, error_codes, subject_for
 from switchboard.envelope import Envelope
 from switchboard.outbound_http import Response, Session
 from switchboard.settings import CrmSettings
@@ -33,6 +44,7 @@ DEFAULT_CASE_ORIGIN = "Web"
 # REQUEST_LIMIT_EXCEEDED (a 403) is a rolling 24 h allocation: hammering it every few seconds only
 # burns what frees up, so back off for minutes rather than seconds.
 LIMIT_RETRY_AFTER = 300.0
+LASTNAME_LIMIT = 80
 SUBJECT_LIMIT = 255
 DESCRIPTION_LIMIT = 32000
 COMMENT_LIMIT = 4000
@@ -88,13 +100,10 @@ class SalesforceAdapter(CrmAdapter):
     provider: ClassVar[str] = "salesforce"
     label: ClassVar[str] = "Salesforce"
     settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
-        "login_url": {
-            "$ref": "#/$defs/url",
-            "description": (
-                f"Where the refresh tokens are exchanged: {DEFAULT_LOGIN_URL}, https://test.salesforce.com "
-                "for a sandbox, or the org's My Domain address."
-            ),
-        },
+        "login_url": url_setting(
+            f"Where the refresh tokens are exchanged: {DEFAULT_LOGIN_URL}, https://test.salesforce.com "
+            "for a sandbox, or the org's My Domain address."
+        ),
         "org_id": {
             "type": "string",
             "pattern": _RECORD_ID.pattern,
@@ -127,6 +136,7 @@ class SalesforceAdapter(CrmAdapter):
     required_settings: ClassVar[tuple[str, ...]] = ("login_url", "org_id")
     required_secrets: ClassVar[tuple[str, ...]] = ("client_id", "client_secret", "refresh_tokens")
     list_secrets: ClassVar[tuple[str, ...]] = ("refresh_tokens",)
+    contact_name_limit: ClassVar[int | None] = LASTNAME_LIMIT
 
     def __init__(
         self,
@@ -367,27 +377,15 @@ class SalesforceAdapter(CrmAdapter):
         found = self.http.json_object(response).get("Id")
         return str(found) if found else None
 
-    def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
-        if conversation.contact_id:
-            found = self._existing_contact(conversation.contact_id)
-            if found is not None:
-                return found
-        customer = conversation.customer
-        identity = channel_identity(conversation.channel, conversation.account_id, customer.id)
-        body: dict[str, Any] = {"LastName": truncate(customer.name or f"{conversation.channel} customer {customer.id}", 80)}
-        if customer.email:
-            body["Email"] = customer.email
+    def _write_contact(self, contact: ContactFields, *, owner_id: str | None) -> str:
+        body: dict[str, Any] = {"LastName": contact.name}
+        if contact.email:
+            body["Email"] = contact.email
         headers = self._owner_headers(body, owner_id)
-        return self._upsert("Contact", self.contact_id_field, identity, body, headers)
+        return self._upsert("Contact", self.contact_id_field, contact.identity, body, headers)
 
-    def open_ticket(
-        self,
-        conversation: ConversationRef,
-        *,
-        contact_id: str,
-        first_message: Envelope,
-        owner_id: str | None,
-        retry: bool = False,
+    def _create_ticket(
+        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
     ) -> str:
         # An upsert keyed on the conversation id: a retry updates the Case it already wrote.
         body: dict[str, Any] = {

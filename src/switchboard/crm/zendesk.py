@@ -13,8 +13,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
-from switchboard.crm.base import ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser
-from switchboard.crm.http import CrmHttp, basic_auth_value, channel_identity, describe_message, subject_for
+from switchboard.crm.base import ContactFields, ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser, url_setting
+from switchboard.crm.http import CrmHttp, basic_auth_value, describe_message, subject_for
 from switchboard.envelope import Envelope
 from switchboard.outbound_http import Response, Session
 from switchboard.settings import CrmSettings
@@ -39,10 +39,7 @@ class ZendeskAdapter(CrmAdapter):
     provider: ClassVar[str] = "zendesk"
     label: ClassVar[str] = "Zendesk"
     settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
-        "base_url": {
-            "$ref": "#/$defs/url",
-            "description": "The Zendesk Support address, e.g. https://acme.zendesk.com (a trailing /api/v2 is ignored).",
-        },
+        "base_url": url_setting("The Zendesk Support address, e.g. https://acme.zendesk.com (a trailing /api/v2 is ignored)."),
         "email": {
             "type": "string",
             "pattern": "^[^@\\s/]+@[^@\\s/]+$",
@@ -89,7 +86,7 @@ class ZendeskAdapter(CrmAdapter):
             self._me = CrmUser(id=str(user["id"]), name=user.get("name"))
         return self._me
 
-    def _existing_user(self, user_id: str) -> str | None:
+    def _existing_contact(self, user_id: str) -> str | None:
         """The authenticated contact id, when it names a Zendesk user (ids are numbers)."""
         if not user_id.isdigit():
             return None
@@ -99,19 +96,10 @@ class ZendeskAdapter(CrmAdapter):
         user = self.http.json_object(response).get("user") or {}
         return str(user["id"]) if isinstance(user, dict) and user.get("id") is not None else None
 
-    def upsert_contact(self, conversation: ConversationRef, *, owner_id: str | None) -> str:
-        if conversation.contact_id:
-            found = self._existing_user(conversation.contact_id)
-            if found is not None:
-                return found
-        customer = conversation.customer
-        identity = channel_identity(conversation.channel, conversation.account_id, customer.id)
-        user: dict[str, Any] = {
-            "name": customer.name or f"{conversation.channel} customer {customer.id}",
-            "external_id": identity,
-        }
-        if customer.email:
-            user["email"] = customer.email
+    def _write_contact(self, contact: ContactFields, *, owner_id: str | None) -> str:
+        user: dict[str, Any] = {"name": contact.name, "external_id": contact.identity}
+        if contact.email:
+            user["email"] = contact.email
         # No "role": a new user is an end user by default, and sending it would demote an agent
         # whose email a customer happens to share.
         response = self._call("POST", "users/create_or_update.json", json_body={"user": user})
@@ -120,19 +108,9 @@ class ZendeskAdapter(CrmAdapter):
             raise self.http.error(CrmRejected, "users/create_or_update returned no user id", status=response.status_code)
         return str(created["id"])
 
-    def open_ticket(
-        self,
-        conversation: ConversationRef,
-        *,
-        contact_id: str,
-        first_message: Envelope,
-        owner_id: str | None,
-        retry: bool = False,
+    def _create_ticket(
+        self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope, owner_id: str | None
     ) -> str:
-        if retry:
-            found = self._find_ticket(conversation.conversation_id)
-            if found is not None:
-                return found
         requester = _zendesk_id(contact_id)
         ticket: dict[str, Any] = {
             "subject": subject_for(conversation.channel, first_message, SUBJECT_LIMIT),
@@ -154,7 +132,7 @@ class ZendeskAdapter(CrmAdapter):
             # Same key, different body (the first message was re-described, the owner changed): the
             # ticket exists already, so find it by its external id rather than dead-lettering.
             if exc.status == 400 and "IdempotentRequestError" in exc.message:
-                found = self._find_ticket(conversation.conversation_id)
+                found = self._ticket_by_external_id(conversation.conversation_id)
                 if found is not None:
                     return found
             raise
@@ -163,7 +141,10 @@ class ZendeskAdapter(CrmAdapter):
             raise self.http.error(CrmRejected, "tickets create returned no ticket id", status=response.status_code)
         return str(created["id"])
 
-    def _find_ticket(self, conversation_id: str) -> str | None:
+    def _find_ticket(self, conversation: ConversationRef, *, contact_id: str, first_message: Envelope) -> str | None:
+        return self._ticket_by_external_id(conversation.conversation_id)
+
+    def _ticket_by_external_id(self, conversation_id: str) -> str | None:
         response = self._call("GET", "tickets.json", params={"external_id": conversation_id})
         tickets = self.http.json_object(response).get("tickets") or []
         for ticket in tickets if isinstance(tickets, list) else []:
