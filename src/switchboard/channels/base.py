@@ -11,6 +11,7 @@ delivery (:meth:`ChannelAdapter.simulate`), so no other code needs to know the p
 
 from __future__ import annotations
 
+import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from switchboard.envelope import Attachment, Envelope
-from switchboard.errors import HttpError, SecretMissing
+from switchboard.errors import HttpError, SecretMissing, Unauthorized
 from switchboard.settings import Account
 from switchboard.web import WebhookRequest, WebhookResponse
 
@@ -105,13 +106,48 @@ class ChannelAdapter(ABC):
         """Answer a platform's set-up handshake (Facebook GET, GBM clientToken body); None for ordinary requests."""
         return None
 
-    @abstractmethod
+    # For platforms that sign the raw body into one header (the default :meth:`verify`): the header
+    # as the platform names it ("X-Line-Signature") and the secret that keys the signature.
+    signature_header: ClassVar[str] = ""
+    signing_key: ClassVar[str] = ""
+
     def verify(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> None:
         """Raise :class:`Unauthorized` unless the platform signed ``request.body``. Constant time.
 
         The key comes through :func:`require_secret`: a missing, empty or blank secret refuses exactly
-        as a wrong signature does (the same holds for the secret a :meth:`handshake` compares).
+        as a wrong signature does (the same holds for the secret a :meth:`handshake` compares). The
+        default is the policy of a platform that signs the raw body into :attr:`signature_header`,
+        built from the primitives :meth:`signature` and :meth:`signing_key_name`; a platform that
+        proves itself otherwise overrides this.
         """
+        received = request.header(self.signature_header)
+        if not received:
+            raise Unauthorized(f"missing {self.signature_header} header", code="missing_signature")
+        self.check_signature(received, self.signature_header, self.signing_key_name(account), request.body, secrets)
+
+    def check_signature(self, received: str, header: str, key_name: str, body: bytes, secrets: Mapping[str, str]) -> None:
+        """Refuse unless ``received`` (the value of ``header``) is :meth:`signature` of ``body`` under the secret ``key_name``.
+
+        The bytes compared are the raw body's digest, never a re-serialised JSON, in constant time.
+        An account without a usable key answers exactly as a wrong signature does: the empty key's
+        HMAC is one anybody can compute.
+        """
+        refusal = Unauthorized(f"{header} does not match the body")
+        expected = self.signature(require_secret(secrets, key_name, refusal), body, header)
+        if not hmac.compare_digest(self.presented(received).encode("utf-8"), expected.encode("ascii")):
+            raise refusal
+
+    def signature(self, key: str, body: bytes, header: str) -> str:
+        """The value the platform sends in ``header`` for ``body`` signed with ``key``."""
+        raise NotImplementedError(f"{self.channel} does not sign its deliveries into a header")
+
+    def signing_key_name(self, account: Account) -> str:
+        """Which of the account's secrets keys its signatures (GBM lets the account choose)."""
+        return self.signing_key
+
+    def presented(self, received: str) -> str:
+        """The received signature as compared: stripped; a platform whose encoding is case-free also folds case."""
+        return received.strip()
 
     @abstractmethod
     def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:
