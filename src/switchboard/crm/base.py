@@ -124,6 +124,17 @@ def url_setting(description: str, *, default: str | None = None) -> dict[str, An
     return setting
 
 
+def text_setting(description: str, *, pattern: str | None = None, default: str | None = None) -> dict[str, Any]:
+    """A string setting, held to ``pattern`` where the value ends up in a URL or a header."""
+    setting: dict[str, Any] = {"type": "string"}
+    if pattern is not None:
+        setting["pattern"] = pattern
+    if default is not None:
+        setting["default"] = default
+    setting["description"] = description
+    return setting
+
+
 # JSON Schema types a stored setting may have, as Python sees them once decoded (bool is not an integer here).
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),

@@ -28,6 +28,7 @@ from switchboard.crm.base import (
     CrmAuthError,
     CrmRejected,
     CrmUser,
+    text_setting,
     truncate,
     url_setting,
 )
@@ -75,11 +76,10 @@ class DynamicsAdapter(CrmAdapter):
     label: ClassVar[str] = "Dynamics 365"
     settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "org_url": url_setting("The environment's address, e.g. https://acme.crm.dynamics.com (also the token's audience)."),
-        "tenant_id": {
-            "type": "string",
-            "pattern": "^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$",
-            "description": "The Microsoft Entra tenant (directory) id or domain that issues the application's token.",
-        },
+        "tenant_id": text_setting(
+            "The Microsoft Entra tenant (directory) id or domain that issues the application's token.",
+            pattern="^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$",
+        ),
         "authority_url": url_setting(
             "The token authority; another one only for a national cloud.", default=DEFAULT_AUTHORITY_URL
         ),

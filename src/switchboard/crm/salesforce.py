@@ -28,6 +28,7 @@ from switchboard.crm.base import (
     CrmNotice,
     CrmRejected,
     CrmUser,
+    text_setting,
     truncate,
     url_setting,
 )
@@ -104,29 +105,22 @@ class SalesforceAdapter(CrmAdapter):
             f"Where the refresh tokens are exchanged: {DEFAULT_LOGIN_URL}, https://test.salesforce.com "
             "for a sandbox, or the org's My Domain address."
         ),
-        "org_id": {
-            "type": "string",
-            "pattern": _RECORD_ID.pattern,
-            "description": "The org's id (15 or 18 characters, 00D...): a token of another org is refused.",
-        },
-        "api_version": {
-            "type": "string",
-            "pattern": "^v?[0-9]{1,3}\\.[0-9]$",
-            "default": DEFAULT_API_VERSION,
-            "description": "The REST API version, e.g. 59.0.",
-        },
-        "contact_external_id_field": {
-            "type": "string",
-            "pattern": _FIELD_NAME,
-            "default": DEFAULT_CONTACT_ID_FIELD,
-            "description": "The Contact's external-id field holding the channel identity (the contact upsert's key).",
-        },
-        "case_external_id_field": {
-            "type": "string",
-            "pattern": _FIELD_NAME,
-            "default": DEFAULT_CASE_ID_FIELD,
-            "description": "The Case's external-id field holding the conversation id (the case upsert's key).",
-        },
+        "org_id": text_setting(
+            "The org's id (15 or 18 characters, 00D...): a token of another org is refused.", pattern=_RECORD_ID.pattern
+        ),
+        "api_version": text_setting(
+            "The REST API version, e.g. 59.0.", pattern="^v?[0-9]{1,3}\\.[0-9]$", default=DEFAULT_API_VERSION
+        ),
+        "contact_external_id_field": text_setting(
+            "The Contact's external-id field holding the channel identity (the contact upsert's key).",
+            pattern=_FIELD_NAME,
+            default=DEFAULT_CONTACT_ID_FIELD,
+        ),
+        "case_external_id_field": text_setting(
+            "The Case's external-id field holding the conversation id (the case upsert's key).",
+            pattern=_FIELD_NAME,
+            default=DEFAULT_CASE_ID_FIELD,
+        ),
         "case_origin": {
             "type": ["string", "null"],
             "default": DEFAULT_CASE_ORIGIN,

@@ -13,7 +13,16 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
-from switchboard.crm.base import ContactFields, ConversationRef, CrmAdapter, CrmAuthError, CrmRejected, CrmUser, url_setting
+from switchboard.crm.base import (
+    ContactFields,
+    ConversationRef,
+    CrmAdapter,
+    CrmAuthError,
+    CrmRejected,
+    CrmUser,
+    text_setting,
+    url_setting,
+)
 from switchboard.crm.http import CrmHttp, basic_auth_value, describe_message, subject_for
 from switchboard.envelope import Envelope
 from switchboard.outbound_http import Response, Session
@@ -40,11 +49,9 @@ class ZendeskAdapter(CrmAdapter):
     label: ClassVar[str] = "Zendesk"
     settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "base_url": url_setting("The Zendesk Support address, e.g. https://acme.zendesk.com (a trailing /api/v2 is ignored)."),
-        "email": {
-            "type": "string",
-            "pattern": "^[^@\\s/]+@[^@\\s/]+$",
-            "description": "The email of the agent whose API token this is; records are written as this agent.",
-        },
+        "email": text_setting(
+            "The email of the agent whose API token this is; records are written as this agent.", pattern="^[^@\\s/]+@[^@\\s/]+$"
+        ),
     }
     required_settings: ClassVar[tuple[str, ...]] = ("base_url", "email")
     required_secrets: ClassVar[tuple[str, ...]] = ("api_token",)
