@@ -12,14 +12,15 @@ delivery (:meth:`ChannelAdapter.simulate`), so no other code needs to know the p
 from __future__ import annotations
 
 import hmac
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from switchboard.envelope import Attachment, Envelope
-from switchboard.errors import HttpError, SecretMissing, Unauthorized
+from switchboard import safe_json
+from switchboard.envelope import Attachment, Customer, Envelope
+from switchboard.errors import BadRequest, HttpError, SecretMissing, Unauthorized
 from switchboard.settings import Account
 from switchboard.web import WebhookRequest, WebhookResponse
 
@@ -72,6 +73,19 @@ class Simulated:
     path: str  # below the API's URL: /webhooks/<channel>/<account id>
     body: bytes
     headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One customer event as a channel reads it: :meth:`ChannelAdapter.parse` makes it this account's envelope."""
+
+    key: str  # the platform's own id for the event: how a redelivery is recognised
+    customer: Customer
+    kind: str
+    text: str | None
+    sent_at: int  # milliseconds since the epoch
+    attachments: tuple[Attachment, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -149,9 +163,44 @@ class ChannelAdapter(ABC):
         """The received signature as compared: stripped; a platform whose encoding is case-free also folds case."""
         return received.strip()
 
-    @abstractmethod
     def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:
-        """Turn a verified body into envelopes, one per event. Raise :class:`BadRequest` for a body that is not the platform's."""
+        """Turn a verified body into envelopes, one per event. Raise :class:`BadRequest` for a body that is not the platform's.
+
+        The policy every channel shares is here: the body is decoded through :mod:`safe_json` (so
+        malformed or absurdly nested JSON is a ``BadRequest``, never a crash), and each event the
+        channel's :meth:`read` finds becomes an envelope of this channel and account, its id scoped by
+        :meth:`envelope_id`, stamped with when the edge received it and the request's correlation id.
+        """
+        try:
+            body = safe_json.loads(request.body)
+        except safe_json.JsonError as exc:
+            raise BadRequest(f"body is not usable JSON: {exc}") from None
+        events, skipped = self.read(body, account, received_at=received_at)
+        envelopes = [
+            Envelope(
+                id=self.envelope_id(account, event.key),
+                channel=self.channel,
+                account_id=account.id,
+                customer=event.customer,
+                kind=event.kind,
+                text=event.text,
+                attachments=event.attachments,
+                sent_at=event.sent_at,
+                received_at=received_at,
+                correlation_id=correlation_id,
+                data=event.data,
+            )
+            for event in events
+        ]
+        return ParseResult(envelopes, skipped)
+
+    def read(self, body: Any, account: Account, *, received_at: int) -> tuple[list[Event], list[str]]:
+        """The customer events in a decoded body, and why any items were left out (for the log).
+
+        Raise :class:`BadRequest` for a body that is not the platform's. ``received_at`` stands in
+        for a send time the body does not give. Every registered channel provides this primitive.
+        """
+        raise NotImplementedError(f"{self.channel} provides no reader for its deliveries")
 
     def envelope_id(self, account: Account, event_key: str) -> str:
         """The platform's own event key scoped by channel and account: how a redelivery is recognised anywhere."""

@@ -44,8 +44,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from switchboard import safe_json
-from switchboard.channels.base import ChannelAdapter, FetchRequest, ParseResult, require_secret, stored_secret
+from switchboard.channels.base import ChannelAdapter, Event, FetchRequest, ParseResult, require_secret, stored_secret
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.errors import BadRequest, Forbidden, Unauthorized
 from switchboard.settings import Account
@@ -192,18 +191,14 @@ class FacebookAdapter(ChannelAdapter):
     def presented(self, received: str) -> str:
         return received.strip().lower()  # Meta sends lower-case hex: normalise case only
 
-    def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:
-        try:
-            body = safe_json.loads(request.body)
-        except safe_json.JsonError as exc:
-            raise BadRequest(f"body is not usable JSON: {exc}") from None
+    def read(self, body: Any, account: Account, *, received_at: int) -> tuple[list[Event], list[str]]:
         if not isinstance(body, dict) or body.get("object") != "page":
             raise BadRequest("body is not a Messenger page webhook: expected 'object' to be 'page'")
         entries = body.get("entry")
         if not isinstance(entries, list):
             raise BadRequest("body is not a Messenger page webhook: expected an 'entry' array")
         page_id = account.option("page_id")
-        envelopes: list[Envelope] = []
+        events: list[Event] = []
         skipped: list[str] = []
         for e_index, entry in enumerate(entries):
             if not isinstance(entry, dict):
@@ -236,17 +231,8 @@ class FacebookAdapter(ChannelAdapter):
                     if receipt is not None:
                         skipped.append(f"{where} is a {receipt}")
                         continue
-                    envelopes.append(
-                        self._envelope(
-                            item,
-                            account,
-                            standby=stream == "standby",
-                            fallback_time=entry_time,
-                            received_at=received_at,
-                            correlation_id=correlation_id,
-                        )
-                    )
-        return ParseResult(envelopes, skipped)
+                    events.append(_event(item, standby=stream == "standby", fallback_time=entry_time, received_at=received_at))
+        return events, skipped
 
     def accepted(self, result: ParseResult) -> WebhookResponse:
         return WebhookResponse.text(200, EVENT_RECEIVED)
@@ -280,65 +266,53 @@ class FacebookAdapter(ChannelAdapter):
         parts = [body.get(k) for k in ("first_name", "last_name")]
         return " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip()) or None
 
-    def _envelope(
-        self,
-        item: dict[str, Any],
-        account: Account,
-        *,
-        standby: bool,
-        fallback_time: Any,
-        received_at: int,
-        correlation_id: str,
-    ) -> Envelope:
-        sender = _obj(item.get("sender"))
-        customer_id, ref_type = _customer_of(sender, item)
-        sent_at = _millis(item.get("timestamp")) or _millis(fallback_time) or received_at
-        data: dict[str, Any] = {}
-        if standby:
-            data["standby"] = True
-        if ref_type:
-            data["customer_ref_type"] = ref_type
-        kind = "event"
-        text: str | None = None
-        attachments: tuple[Attachment, ...] = ()
 
-        message = item.get("message")
-        postback = item.get("postback")
-        if isinstance(message, dict):
-            data["event"] = "message"
-            kind, text, attachments, detail = _message(message)
-            data.update(detail)
-            event_key = str(message.get("mid") or f"message:{customer_id}:{sent_at}")
-        elif isinstance(postback, dict):
-            data["event"] = "postback"
-            kind = "postback"
-            text = postback.get("payload") if isinstance(postback.get("payload"), str) else None
-            for key in ("title", "referral", "mid"):
-                if postback.get(key) is not None:
-                    data[key] = postback[key]
-            event_key = str(postback["mid"]) if postback.get("mid") else f"postback:{customer_id}:{sent_at}"
-        else:
-            name = next((k for k in _EVENT_KEYS if k in item), None)
-            if name is None:
-                name = next((k for k in item if k not in _ITEM_FRAME_KEYS), "unknown")
-            data["event"] = name
-            event_detail = item.get(name)
-            data[name] = event_detail
-            event_key = _event_key(name, event_detail, customer_id, sent_at)
+def _event(item: dict[str, Any], *, standby: bool, fallback_time: Any, received_at: int) -> Event:
+    sender = _obj(item.get("sender"))
+    customer_id, ref_type = _customer_of(sender, item)
+    sent_at = _millis(item.get("timestamp")) or _millis(fallback_time) or received_at
+    data: dict[str, Any] = {}
+    if standby:
+        data["standby"] = True
+    if ref_type:
+        data["customer_ref_type"] = ref_type
+    kind = "event"
+    text: str | None = None
+    attachments: tuple[Attachment, ...] = ()
 
-        return Envelope(
-            id=self.envelope_id(account, event_key),
-            channel=self.channel,
-            account_id=account.id,
-            customer=Customer(id=customer_id),
-            kind=kind,
-            text=text,
-            attachments=attachments,
-            sent_at=sent_at,
-            received_at=received_at,
-            correlation_id=correlation_id,
-            data=data,
-        )
+    message = item.get("message")
+    postback = item.get("postback")
+    if isinstance(message, dict):
+        data["event"] = "message"
+        kind, text, attachments, detail = _message(message)
+        data.update(detail)
+        event_key = str(message.get("mid") or f"message:{customer_id}:{sent_at}")
+    elif isinstance(postback, dict):
+        data["event"] = "postback"
+        kind = "postback"
+        text = postback.get("payload") if isinstance(postback.get("payload"), str) else None
+        for key in ("title", "referral", "mid"):
+            if postback.get(key) is not None:
+                data[key] = postback[key]
+        event_key = str(postback["mid"]) if postback.get("mid") else f"postback:{customer_id}:{sent_at}"
+    else:
+        name = next((k for k in _EVENT_KEYS if k in item), None)
+        if name is None:
+            name = next((k for k in item if k not in _ITEM_FRAME_KEYS), "unknown")
+        data["event"] = name
+        event_detail = item.get(name)
+        data[name] = event_detail
+        event_key = _event_key(name, event_detail, customer_id, sent_at)
+
+    return Event(
+        key=event_key,
+        customer=Customer(id=customer_id),
+        kind=kind,
+        text=text,
+        sent_at=sent_at,
+        attachments=attachments,
+        data=data,
+    )
 
 
 def _wrong_verify_token() -> Forbidden:

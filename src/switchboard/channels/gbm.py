@@ -48,8 +48,8 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from switchboard import safe_json
-from switchboard.channels.base import ChannelAdapter, ParseResult, require_secret, stored_secret
-from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
+from switchboard.channels.base import ChannelAdapter, Event, require_secret, stored_secret
+from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer
 from switchboard.errors import BadRequest, Unauthorized
 from switchboard.settings import Account, account_from_dict
 from switchboard.web import WebhookRequest, WebhookResponse
@@ -207,22 +207,18 @@ class GbmAdapter(ChannelAdapter):
     def signing_key_name(self, account: Account) -> str:
         return signing_key_name(account)
 
-    def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:
-        try:
-            body = safe_json.loads(request.body)
-        except safe_json.JsonError as exc:
-            raise BadRequest(f"body is not usable JSON: {exc}") from None
+    def read(self, body: Any, account: Account, *, received_at: int) -> tuple[list[Event], list[str]]:
         if not isinstance(body, dict) or not isinstance(body.get("conversationId"), str) or not body["conversationId"]:
             raise BadRequest("body is not a Business Messages webhook: expected a 'conversationId'")
         not_ours = _not_this_agent(body.get("agent"), account)
         if not_ours:
-            return ParseResult([], [not_ours])
+            return [], [not_ours]
         payload_type = next((k for k in _PAYLOAD_KEYS if isinstance(body.get(k), dict)), None)
         payload: dict[str, Any] = body[payload_type] if payload_type else {}
         if payload_type == "receipts":
             # Receipts are never messages; a later reply-status feature will read them.
             kinds = _receipt_kinds(payload)
-            return ParseResult([], [f"{kinds} in conversation {body['conversationId']!r} makes no envelope"])
+            return [], [f"{kinds} in conversation {body['conversationId']!r} makes no envelope"]
 
         data: dict[str, Any] = {"event": payload_type or _unknown_type(body)}
         for source, target in (("agent", "agent"), ("requestId", "request_id"), ("customAgentId", "custom_agent_id")):
@@ -252,7 +248,7 @@ class GbmAdapter(ChannelAdapter):
         elif payload_type == "userStatus":
             if not _true(payload.get("requestedLiveAgent")):
                 state = "typing" if _true(payload.get("isTyping")) else "not typing"
-                return ParseResult([], [f"userStatus ({state}) in conversation {body['conversationId']!r} makes no envelope"])
+                return [], [f"userStatus ({state}) in conversation {body['conversationId']!r} makes no envelope"]
             data["requested_live_agent"] = True
         elif payload_type == "authenticationResponse":
             # The authorization code is a one-time credential: record that it came, never the code itself.
@@ -271,20 +267,8 @@ class GbmAdapter(ChannelAdapter):
             locale=user_info.get("userDeviceLocale") or context.get("resolvedLocale") or None,
         )
         sent_at = _parse_time(payload.get("createTime")) or _parse_time(body.get("sendTime")) or received_at
-        envelope = Envelope(
-            id=self.envelope_id(account, _event_key(body, payload_type, payload)),
-            channel=self.channel,
-            account_id=account.id,
-            customer=customer,
-            kind=kind,
-            text=text,
-            attachments=attachments,
-            sent_at=sent_at,
-            received_at=received_at,
-            correlation_id=correlation_id,
-            data=data,
-        )
-        return ParseResult([envelope])
+        event = Event(_event_key(body, payload_type, payload), customer, kind, text, sent_at, attachments, data)
+        return [event], []
 
 
 def agent_name(account: Account) -> str | None:

@@ -24,12 +24,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from switchboard import safe_json
-from switchboard.channels.base import ChannelAdapter, FetchRequest, ParseResult, stored_secret
+from switchboard.channels.base import ChannelAdapter, Event, FetchRequest, stored_secret
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.errors import BadRequest
 from switchboard.settings import Account
-from switchboard.web import WebhookRequest
 
 SIGNATURE_HEADER = "x-line-signature"
 DEFAULT_API_BASE_URL = "https://api.line.me"
@@ -106,14 +104,10 @@ class LineAdapter(ChannelAdapter):
     def signature(self, key: str, body: bytes, header: str) -> str:
         return sign(key, body)
 
-    def parse(self, request: WebhookRequest, account: Account, *, received_at: int, correlation_id: str) -> ParseResult:
-        try:
-            body = safe_json.loads(request.body)
-        except safe_json.JsonError as exc:
-            raise BadRequest(f"body is not usable JSON: {exc}") from None
+    def read(self, body: Any, account: Account, *, received_at: int) -> tuple[list[Event], list[str]]:
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
             raise BadRequest("body is not a LINE webhook: expected an object with an 'events' array")
-        envelopes: list[Envelope] = []
+        events: list[Event] = []
         skipped: list[str] = []
         for index, event in enumerate(body["events"]):
             if not isinstance(event, dict) or not isinstance(event.get("type"), str):
@@ -123,8 +117,8 @@ class LineAdapter(ChannelAdapter):
             if counterpart is None:
                 skipped.append(f"events[{index}]: {not_a_customers}")
                 continue
-            envelopes.append(self._envelope(event, counterpart, account, received_at=received_at, correlation_id=correlation_id))
-        return ParseResult(envelopes, skipped)
+            events.append(_event(event, counterpart, received_at=received_at))
+        return events, skipped
 
     def attachment_request(self, attachment: Attachment, account: Account, secrets: Mapping[str, str]) -> FetchRequest | None:
         # contentProvider "line" (and every file): the bytes are on LINE, behind the channel access token.
@@ -158,64 +152,53 @@ class LineAdapter(ChannelAdapter):
     def signed_headers(self, account: Mapping[str, Any], secrets: Mapping[str, Any], body: bytes) -> dict[str, str]:
         return {"X-Line-Signature": sign(stored_secret(secrets, "channel_secret"), body)}
 
-    def _envelope(
-        self,
-        event: dict[str, Any],
-        counterpart: tuple[str, str | None],
-        account: Account,
-        *,
-        received_at: int,
-        correlation_id: str,
-    ) -> Envelope:
-        event_type = event["type"]
-        raw_source = event.get("source")
-        source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
-        customer_id, speaker = counterpart
-        data: dict[str, Any] = {"event": event_type, "mode": event.get("mode")}
-        if speaker and speaker != customer_id:
-            data["speaker"] = speaker
-        if source.get("type"):
-            data["source_type"] = source["type"]
-        if isinstance(event.get("deliveryContext"), dict) and event["deliveryContext"].get("isRedelivery"):
-            data["redelivery"] = True
-        kind = "event"
-        text: str | None = None
-        attachments: tuple[Attachment, ...] = ()
 
-        if event_type == "message" and isinstance(event.get("message"), dict):
-            kind, text, attachments, detail = _message(event["message"])
-            data.update(detail)
-        elif event_type == "postback" and isinstance(event.get("postback"), dict):
-            kind = "postback"
-            text = event["postback"].get("data")
-            if event["postback"].get("params"):
-                data["params"] = event["postback"]["params"]
-        else:
-            for key in _EVENT_DETAIL_KEYS:
-                if key in event:
-                    data[key] = event[key]
-            if event_type == "messageEdited" and isinstance(event.get("message"), dict):
-                text = event["message"].get("text")
-                data["message_id"] = event["message"].get("id")
+def _event(event: dict[str, Any], counterpart: tuple[str, str | None], *, received_at: int) -> Event:
+    event_type = event["type"]
+    raw_source = event.get("source")
+    source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
+    customer_id, speaker = counterpart
+    data: dict[str, Any] = {"event": event_type, "mode": event.get("mode")}
+    if speaker and speaker != customer_id:
+        data["speaker"] = speaker
+    if source.get("type"):
+        data["source_type"] = source["type"]
+    if isinstance(event.get("deliveryContext"), dict) and event["deliveryContext"].get("isRedelivery"):
+        data["redelivery"] = True
+    kind = "event"
+    text: str | None = None
+    attachments: tuple[Attachment, ...] = ()
 
-        event_id = event.get("webhookEventId")
-        if not isinstance(event_id, str) or not event_id:
-            # Older or partner events may lack the id; the event's own bytes still identify a redelivery.
-            event_id = "sha256-" + hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()
-        timestamp = event.get("timestamp")
-        return Envelope(
-            id=self.envelope_id(account, event_id),
-            channel=self.channel,
-            account_id=account.id,
-            customer=Customer(id=customer_id),
-            kind=kind,
-            text=text,
-            attachments=attachments,
-            sent_at=timestamp if isinstance(timestamp, int) else received_at,
-            received_at=received_at,
-            correlation_id=correlation_id,
-            data=data,
-        )
+    if event_type == "message" and isinstance(event.get("message"), dict):
+        kind, text, attachments, detail = _message(event["message"])
+        data.update(detail)
+    elif event_type == "postback" and isinstance(event.get("postback"), dict):
+        kind = "postback"
+        text = event["postback"].get("data")
+        if event["postback"].get("params"):
+            data["params"] = event["postback"]["params"]
+    else:
+        for key in _EVENT_DETAIL_KEYS:
+            if key in event:
+                data[key] = event[key]
+        if event_type == "messageEdited" and isinstance(event.get("message"), dict):
+            text = event["message"].get("text")
+            data["message_id"] = event["message"].get("id")
+
+    event_id = event.get("webhookEventId")
+    if not isinstance(event_id, str) or not event_id:
+        # Older or partner events may lack the id; the event's own bytes still identify a redelivery.
+        event_id = "sha256-" + hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()
+    timestamp = event.get("timestamp")
+    return Event(
+        key=event_id,
+        customer=Customer(id=customer_id),
+        kind=kind,
+        text=text,
+        sent_at=timestamp if isinstance(timestamp, int) else received_at,
+        attachments=attachments,
+        data=data,
+    )
 
 
 def _counterpart(event: Mapping[str, Any]) -> tuple[tuple[str, str | None] | None, str]:
