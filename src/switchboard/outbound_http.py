@@ -620,15 +620,8 @@ def _adapter_class(policy: AddressPolicy) -> type:
             _bound_send(self.sock)
             super().send(data)
 
-    class CheckedHTTPSConnection(HTTPSConnection):
-        response_class = BoundedResponse
-
-        def _new_conn(self) -> socket.socket:
-            return _open_checked(self, policy)
-
-        def send(self, data: Any) -> None:
-            _bound_send(self.sock)
-            super().send(data)
+    class CheckedHTTPSConnection(CheckedHTTPConnection, HTTPSConnection):
+        """TLS over the same checked socket: the checks above come first in the MRO, then HTTPS's own."""
 
     class CheckedHTTPPool(HTTPConnectionPool):
         ConnectionCls = CheckedHTTPConnection
