@@ -18,7 +18,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 
 from switchboard.aws.clients import client
 from switchboard.errors import StoreUnavailable
@@ -39,6 +40,7 @@ from switchboard.settings import (
 
 KINDS = ("account", "workstream", "widget", "auth_setting", "crm")
 CRM_ID = "default"
+T = TypeVar("T")
 # A warm container serves a handful of accounts; 256 keeps every real one and caps what made-up ids can take.
 CACHE_SIZE: Final = 256
 
@@ -73,21 +75,22 @@ class DynamoSettings:
                 self._cache.popitem(last=False)
         return doc
 
+    def _read(self, kind: str, object_id: str, from_dict: Callable[[dict[str, Any]], T]) -> T | None:
+        """The stored object of ``kind`` read into its type, or None when there is none."""
+        doc = self._doc(kind, object_id)
+        return from_dict(doc) if doc else None
+
     def account(self, account_id: str) -> Account | None:
-        doc = self._doc("account", account_id)
-        return account_from_dict(doc) if doc else None
+        return self._read("account", account_id, account_from_dict)
 
     def workstream(self, workstream_id: str) -> Workstream | None:
-        doc = self._doc("workstream", workstream_id)
-        return workstream_from_dict(doc) if doc else None
+        return self._read("workstream", workstream_id, workstream_from_dict)
 
     def widget(self, widget_id: str) -> Widget | None:
-        doc = self._doc("widget", widget_id)
-        return widget_from_dict(doc) if doc else None
+        return self._read("widget", widget_id, widget_from_dict)
 
     def auth_setting(self, auth_setting_id: str) -> AuthSetting | None:
-        doc = self._doc("auth_setting", auth_setting_id)
-        return auth_setting_from_dict(doc) if doc else None
+        return self._read("auth_setting", auth_setting_id, auth_setting_from_dict)
 
     def crm(self) -> CrmSettings:
         doc = self._doc("crm", CRM_ID)
