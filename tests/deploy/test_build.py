@@ -13,6 +13,7 @@ import pytest
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from source_tree import parse
 
 from . import _elf
 
@@ -115,7 +116,7 @@ def test_lazily_imported_native_modules_are_there_for_the_runtime(build_dir: Pat
 def _imports(path: Path) -> set[str]:
     """Top-level modules a file imports anywhere (module level or inside functions), relative imports aside."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(parse(path)):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

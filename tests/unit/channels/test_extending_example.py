@@ -7,7 +7,6 @@ posts a delivery its own ``verify`` and ``parse`` accept, and a wrong or hollow 
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
 import types
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from source_tree import parse
 
 from switchboard import channels, config_schema
 from switchboard.config import Desired, validate
@@ -53,7 +53,7 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Any]]:
 
 def test_the_guide_registers_the_module_with_one_line() -> None:
     assert '"telegram": "switchboard.channels.telegram:TelegramAdapter",' in blocks("python")[1]
-    ast.parse(blocks("python")[2])  # the Lambda's app.py is Python
+    parse(blocks("python")[2])  # the Lambda's app.py is Python
 
 
 def test_the_guides_account_applies_and_a_misspelt_setting_is_refused(registered: type[Any], tmp_path: Path) -> None:

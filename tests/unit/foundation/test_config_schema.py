@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
+from source_tree import parse
 
 from switchboard import channels, config_schema
 from switchboard.config import Desired, validate
@@ -146,7 +147,7 @@ def test_every_setting_a_channel_reads_is_declared(name: str) -> None:
         module = module.with_suffix("") / "__init__.py"
     read = {
         node.args[0].value
-        for node in ast.walk(ast.parse(module.read_text()))
+        for node in ast.walk(parse(module))
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and node.func.attr == "option"
