@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from switchboard import safe_json
 from switchboard.envelope import Attachment, Customer, Envelope
-from switchboard.errors import BadRequest, HttpError, SecretMissing, Unauthorized
+from switchboard.errors import BadRequest, HttpError, Permanent, Retryable, SecretMissing, Unauthorized
 from switchboard.settings import Account
 from switchboard.web import WebhookRequest, WebhookResponse
 
@@ -64,6 +64,44 @@ class FetchRequest:
     def target(self) -> str:
         parts = urlsplit(self.url)
         return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One agent's reply (or `switchboard reply`) to send to the conversation's customer.
+
+    ``id`` is stable across every attempt, so a platform idempotency key derived from it (LINE's
+    X-Line-Retry-Key, GBM's messageId) makes a retry after an unknown outcome harmless.
+    ``last_customer_message_at`` is the platform's own timestamp (ms) of the customer's latest
+    message: Messenger's messaging windows are counted from it.
+    """
+
+    id: str
+    conversation_id: str
+    customer_id: str
+    text: str
+    last_customer_message_at: int | None = None
+    author: str | None = None
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the platform said when it took a reply: its own id for it, when it gives one."""
+
+    platform_id: str | None = None
+
+
+class SendRetryable(Retryable):
+    """The platform may take it later (5xx, 429 with ``retry_after``, a timeout): retried, then dead-lettered."""
+
+
+class SendRefused(Permanent):
+    """The platform will not take it, however often asked (blocked, window closed, invalid recipient,
+    a monthly limit): final at once. ``code`` is a short machine reason (``outside_messaging_window``)."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -228,6 +266,17 @@ class ChannelAdapter(ABC):
     def profile_name(self, body: Any) -> str | None:
         """The customer's display name in the JSON :meth:`profile_request` answered."""
         return None
+
+    # -- the way back: a reply to the customer (interface section 6) -------------------------------
+
+    def send(self, reply: Reply, account: Account, secrets: Mapping[str, Any], http: Any) -> Sent:
+        """Deliver ``reply`` through the platform's send API with ``http`` (an ``outbound_http.Client``).
+
+        Raise :class:`SendRetryable` when asking again later may work and :class:`SendRefused` when it
+        never will; an unknown outcome (a timeout after sending) is retryable, and the platform's
+        idempotency key derived from ``reply.id`` keeps the retry from doubling the message.
+        """
+        raise NotImplementedError(f"replies cannot be sent on {self.channel} yet")
 
     # -- for the command: `switchboard send <channel>` -----------------------------------------------
 
