@@ -10,10 +10,26 @@ One plain ``http.server`` on 127.0.0.1, port 0, in a thread. Accounts point thei
   which checks the page token and, when the app secret is known, the proof (HMAC-SHA256 of the
   token keyed with the app secret), answering Graph's error JSON otherwise;
 * plain file URLs (``/files/...``), standing in for Facebook's CDN, GBM's storage and LINE's
-  external content providers.
+  external content providers;
+* the three send APIs replies go through (protocols.md section 8), each keeping what it accepted
+  (:meth:`FakePlatform.line_pushes`, :meth:`FakePlatform.messenger_sent`, :meth:`FakePlatform.gbm_sent`):
 
-Any path can be made to fail a number of times (:meth:`FakePlatform.fail`). Every request is
-recorded (method, path, query, headers) so tests can check what Switchboard asked, and how often.
+  - LINE push ``POST /v2/bot/message/push``: the bearer token, ``to`` a user/group/room id, 1-5
+    text messages of at most 5,000 characters; an ``X-Line-Retry-Key`` seen before answers 409 with
+    ``x-line-accepted-request-id`` and records nothing; past :meth:`FakePlatform.line_monthly_limit`
+    pushes, 429 "You have reached your monthly limit.";
+  - Messenger ``POST /{version}/me/messages?access_token=...``: the page token (and proof), a PSID
+    the customer wrote from (:meth:`FakePlatform.messenger_customer`), ``RESPONSE`` within 24 h of
+    the customer's last message and ``MESSAGE_TAG``/``HUMAN_AGENT`` within 7 days by the fake's
+    settable clock (:attr:`FakePlatform.now_ms`), else Graph's error 10 / 2018278; a blocked PSID
+    answers error 551;
+  - GBM ``POST /token`` (a JWT-bearer grant signed by :meth:`FakePlatform.gbm_service_account`'s
+    key) and ``POST /v1/conversations/{id}/messages`` with that token; a repeated ``messageId``
+    answers 409 ALREADY_EXISTS and records nothing.
+
+Any path can be made to fail a number of times (:meth:`FakePlatform.fail`), before it does anything
+or (``after=True``) after it accepted the request: an answer lost on the way back. Every request is
+recorded (method, path, query, headers, body) so tests can check what Switchboard asked, and how often.
 """
 
 from __future__ import annotations
@@ -21,12 +37,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import secrets
 import threading
+import time
+import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+LINE_MONTHLY_LIMIT_MESSAGE = "You have reached your monthly limit."
+_LINE_TO = re.compile(r"[UCR][0-9a-f]{32}")
+_DAY_MS = 24 * 3600 * 1000
+GBM_SCOPE = "https://www.googleapis.com/auth/businessmessages"
 
 
 @dataclass(frozen=True)
@@ -35,6 +60,42 @@ class Recorded:
     path: str
     query: dict[str, str]
     headers: dict[str, str]  # names lower-cased
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class LinePush:
+    """A push LINE accepted: once per retry key, however often it was sent."""
+
+    to: str
+    messages: list[dict[str, Any]]
+    retry_key: str | None
+    request_id: str
+
+
+@dataclass(frozen=True)
+class MessengerSent:
+    psid: str
+    text: str | None
+    messaging_type: str
+    tag: str | None
+    message_id: str
+
+
+@dataclass(frozen=True)
+class GbmSent:
+    conversation_id: str
+    message_id: str
+    text: str | None
+    representative: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Failure:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    after: bool
 
 
 @dataclass
@@ -45,13 +106,24 @@ class _State:
     undeclared: set[str] = field(default_factory=set)  # paths answered without Content-Length
     line_profiles: dict[str, str] = field(default_factory=dict)  # userId -> displayName
     graph_profiles: dict[str, dict[str, str]] = field(default_factory=dict)  # psid -> fields
-    failures: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses still to answer
+    failures: dict[str, list[_Failure]] = field(default_factory=dict)  # path -> answers still to give
     requests: list[Recorded] = field(default_factory=list)
+    line_pushes: list[LinePush] = field(default_factory=list)
+    line_retry_keys: dict[str, str] = field(default_factory=dict)  # retry key -> the accepted request's id
+    line_monthly_limit: int | None = None
+    messenger_last: dict[str, int] = field(default_factory=dict)  # psid -> last customer message (ms)
+    messenger_blocked: set[str] = field(default_factory=set)
+    messenger_sent: list[MessengerSent] = field(default_factory=list)
+    gbm_keys: dict[str, Any] = field(default_factory=dict)  # client_email -> public key
+    gbm_tokens: set[str] = field(default_factory=set)
+    gbm_sent: list[GbmSent] = field(default_factory=list)
 
 
 class FakePlatform:
     def __init__(self) -> None:
         self._state = _State()
+        # The platform's clock for Messenger's windows (ms); tests move it to open or close a window.
+        self.now_ms: int | None = None
         self._lock = threading.Lock()
         fake = self
 
@@ -62,6 +134,9 @@ class FakePlatform:
                 return
 
             def do_GET(self) -> None:
+                fake._serve(self)
+
+            def do_POST(self) -> None:
                 fake._serve(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -118,10 +193,56 @@ class FakePlatform:
         with self._lock:
             self._state.graph_profiles[psid] = {"first_name": first_name, "last_name": last_name, "id": psid}
 
-    def fail(self, path: str, status: int = 500, times: int = 1) -> None:
-        """Answer ``path`` with ``status`` for the next ``times`` requests (before anything else is checked)."""
+    def fail(
+        self,
+        path: str,
+        status: int = 500,
+        times: int = 1,
+        *,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        after: bool = False,
+    ) -> None:
+        """Answer ``path`` with ``status`` (and ``body``, ``headers``) for the next ``times`` requests.
+
+        By default before anything else is checked; ``after=True`` first handles the request as
+        usual (a send is accepted and recorded) and then answers the failure instead: a lost answer.
+        """
+        raw = json.dumps(body if body is not None else {"message": "injected failure"}).encode()
         with self._lock:
-            self._state.failures.setdefault(path, []).extend([status] * times)
+            self._state.failures.setdefault(path, []).extend([_Failure(status, raw, dict(headers or {}), after)] * times)
+
+    # -- the send APIs' accounts -------------------------------------------------------------------
+    def line_monthly_limit(self, pushes: int | None) -> None:
+        """Answer 429 with LINE's monthly-limit message once ``pushes`` pushes were accepted (None: no limit)."""
+        with self._lock:
+            self._state.line_monthly_limit = pushes
+
+    def messenger_customer(self, psid: str, last_message_ms: int) -> None:
+        """``psid`` last wrote to the page at ``last_message_ms``: Messenger's windows count from it."""
+        with self._lock:
+            self._state.messenger_last[psid] = last_message_ms
+
+    def messenger_block(self, psid: str) -> None:
+        with self._lock:
+            self._state.messenger_blocked.add(psid)
+
+    def gbm_service_account(self, client_email: str = "switchboard@example.iam.gserviceaccount.com") -> dict[str, str]:
+        """A service account JSON whose key this fake trusts and whose ``token_uri`` is this fake's."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        with self._lock:
+            self._state.gbm_keys[client_email] = key.public_key()
+        return {
+            "type": "service_account",
+            "client_email": client_email,
+            "private_key_id": secrets.token_hex(8),
+            "private_key": pem.decode("ascii"),
+            "token_uri": self.url + "/token",
+        }
 
     # -- what was asked ------------------------------------------------------------------------------
     def requests(self, path: str | None = None) -> list[Recorded]:
@@ -132,17 +253,37 @@ class FakePlatform:
         with self._lock:
             return [r for r in self._state.requests if r.path.startswith(prefix)]
 
+    def line_pushes(self) -> list[LinePush]:
+        with self._lock:
+            return list(self._state.line_pushes)
+
+    def messenger_sent(self) -> list[MessengerSent]:
+        with self._lock:
+            return list(self._state.messenger_sent)
+
+    def gbm_sent(self) -> list[GbmSent]:
+        with self._lock:
+            return list(self._state.gbm_sent)
+
     # -- serving -------------------------------------------------------------------------------------
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         headers = {k.lower(): v for k, v in handler.headers.items()}
+        length = int(headers.get("content-length") or 0)
+        body = handler.rfile.read(length) if length > 0 else b""
+        method = handler.command
         with self._lock:
-            self._state.requests.append(Recorded("GET", parts.path, query, headers))
+            self._state.requests.append(Recorded(method, parts.path, query, headers, body))
             pending = self._state.failures.get(parts.path)
             failure = pending.pop(0) if pending else None
+        if failure is not None and failure.after:
+            # Handle it for real, answer the failure instead: the platform has it, the caller cannot know.
+            self._serve_post(_Discard(), parts.path, query, headers, body)
         if failure is not None:
-            return _answer(handler, failure, b'{"message":"injected failure"}', "application/json")
+            return _answer(handler, failure.status, failure.body, "application/json", extra=failure.headers)
+        if method == "POST":
+            return self._serve_post(handler, parts.path, query, headers, body)
         if parts.path.startswith("/v2/bot/"):
             return self._line(handler, parts.path, headers)
         if parts.path.startswith("/files/"):
@@ -200,14 +341,239 @@ class FakePlatform:
         fields = [f for f in query.get("fields", "").split(",") if f]
         return _json(handler, 200, {k: v for k, v in profile.items() if k in fields or k == "id"})
 
+    # -- the send APIs -------------------------------------------------------------------------------
+    def _serve_post(self, handler: Any, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> None:
+        try:
+            document = json.loads(body) if path != "/token" else None
+        except ValueError:
+            return _json(handler, 400, {"message": "The request body has 1 error(s)"})
+        if path == "/v2/bot/message/push":
+            return self._line_push(handler, headers, document)
+        if path == "/token":
+            return self._gbm_token(handler, body)
+        if path.startswith("/v1/conversations/") and path.endswith("/messages"):
+            return self._gbm_message(
+                handler, path.removeprefix("/v1/conversations/").removesuffix("/messages"), headers, document
+            )
+        if path.endswith("/me/messages"):
+            return self._messenger_send(handler, query, document)
+        return _json(handler, 404, {"message": "Not found"})
 
-def _json(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
-    _answer(handler, status, json.dumps(body).encode(), "application/json")
+    def _line_push(self, handler: Any, headers: dict[str, str], body: Any) -> None:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        retry_key = headers.get("x-line-retry-key")
+        with self._lock:
+            if not (scheme == "Bearer" and token in self._state.line_tokens):
+                return _json(
+                    handler,
+                    401,
+                    {"message": "Authentication failed. Confirm that the access token in the authorization header is valid."},
+                )
+            if retry_key is not None and retry_key in self._state.line_retry_keys:
+                accepted = self._state.line_retry_keys[retry_key]
+                return _json(
+                    handler, 409, {"message": "The retry key is already accepted"}, extra={"x-line-accepted-request-id": accepted}
+                )
+            limit = self._state.line_monthly_limit
+            if limit is not None and len(self._state.line_pushes) >= limit:
+                return _json(handler, 429, {"message": LINE_MONTHLY_LIMIT_MESSAGE})
+            to = body.get("to") if isinstance(body, dict) else None
+            messages = body.get("messages") if isinstance(body, dict) else None
+            if not isinstance(to, str) or not _LINE_TO.fullmatch(to):
+                return _json(handler, 400, {"message": "The property, 'to', in the request body is invalid (line: -, column: -)"})
+            if not isinstance(messages, list) or not 1 <= len(messages) <= 5:
+                return _json(
+                    handler,
+                    400,
+                    {
+                        "message": "The request body has 1 error(s)",
+                        "details": [{"message": "Size must be between 1 and 5", "property": "messages"}],
+                    },
+                )
+            for index, message in enumerate(messages):
+                text = message.get("text") if isinstance(message, dict) else None
+                if message.get("type") != "text" or not isinstance(text, str) or not 1 <= len(text) <= 5000:
+                    return _json(
+                        handler,
+                        400,
+                        {
+                            "message": "The request body has 1 error(s)",
+                            "details": [{"message": "Length must be between 1 and 5000", "property": f"messages[{index}].text"}],
+                        },
+                    )
+            request_id = str(uuid.uuid4())
+            self._state.line_pushes.append(LinePush(to, messages, retry_key, request_id))
+            if retry_key is not None:
+                self._state.line_retry_keys[retry_key] = request_id
+        sent = [{"id": str(secrets.randbelow(10**18)), "quoteToken": secrets.token_urlsafe(16)} for _ in messages]
+        return _json(handler, 200, {"sentMessages": sent}, extra={"x-line-request-id": request_id})
+
+    def _messenger_send(self, handler: Any, query: dict[str, str], body: Any) -> None:
+        token = query.get("access_token", "")
+        now = self.now_ms if self.now_ms is not None else int(time.time() * 1000)
+        with self._lock:
+            if token not in self._state.page_tokens:
+                return _json(
+                    handler, 400, {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}
+                )
+            app_secret = self._state.page_tokens[token]
+            if app_secret is not None:
+                proof = hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+                if not hmac.compare_digest(query.get("appsecret_proof", ""), proof):
+                    return _json(
+                        handler, 400, {"error": {"message": "Invalid appsecret_proof provided in the API argument", "code": 100}}
+                    )
+            recipient = body.get("recipient") if isinstance(body, dict) else None
+            psid = recipient.get("id") if isinstance(recipient, dict) else None
+            message = body.get("message") if isinstance(body, dict) else None
+            kind = body.get("messaging_type") if isinstance(body, dict) else None
+            tag = body.get("tag") if isinstance(body, dict) else None
+            last = self._state.messenger_last.get(psid) if isinstance(psid, str) else None
+            if last is None:
+                return _json(
+                    handler,
+                    400,
+                    {
+                        "error": {
+                            "message": "(#100) No matching user found",
+                            "type": "OAuthException",
+                            "code": 100,
+                            "error_subcode": 2018001,
+                        }
+                    },
+                )
+            if psid in self._state.messenger_blocked:
+                return _json(
+                    handler,
+                    400,
+                    {
+                        "error": {
+                            "message": "(#551) This person isn't available right now.",
+                            "type": "OAuthException",
+                            "code": 551,
+                            "error_subcode": 1545041,
+                        }
+                    },
+                )
+            window = _DAY_MS if kind == "RESPONSE" else 7 * _DAY_MS if (kind, tag) == ("MESSAGE_TAG", "HUMAN_AGENT") else None
+            if window is None:
+                return _json(
+                    handler,
+                    400,
+                    {"error": {"message": "(#100) Invalid messaging_type or tag", "type": "OAuthException", "code": 100}},
+                )
+            if now - last > window:
+                return _json(
+                    handler,
+                    400,
+                    {
+                        "error": {
+                            "message": "(#10) This message is sent outside of allowed window.",
+                            "type": "OAuthException",
+                            "code": 10,
+                            "error_subcode": 2018278,
+                        }
+                    },
+                )
+            mid = "m_" + secrets.token_urlsafe(24)
+            text = message.get("text") if isinstance(message, dict) else None
+            self._state.messenger_sent.append(MessengerSent(str(psid), text, str(kind), tag, mid))
+        return _json(handler, 200, {"recipient_id": psid, "message_id": mid})
+
+    def _gbm_token(self, handler: Any, body: bytes) -> None:
+        import jwt
+
+        form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        assertion = form.get("assertion", "")
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not assertion:
+            return _json(handler, 400, {"error": "unsupported_grant_type"})
+        try:
+            issuer = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
+            with self._lock:
+                key = self._state.gbm_keys.get(str(issuer))
+            if key is None:
+                raise jwt.InvalidTokenError("unknown issuer")
+            claims = jwt.decode(assertion, key, algorithms=["RS256"], audience=self.url + "/token")
+        except jwt.InvalidTokenError:
+            return _json(handler, 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+        if claims.get("scope") != GBM_SCOPE:
+            return _json(handler, 400, {"error": "invalid_scope"})
+        token = "ya29." + secrets.token_urlsafe(32)
+        with self._lock:
+            self._state.gbm_tokens.add(token)
+        return _json(handler, 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+
+    def _gbm_message(self, handler: Any, conversation_id: str, headers: dict[str, str], body: Any) -> None:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        with self._lock:
+            if not (scheme == "Bearer" and token in self._state.gbm_tokens):
+                return _json(
+                    handler,
+                    401,
+                    {
+                        "error": {
+                            "code": 401,
+                            "message": "Request had invalid authentication credentials.",
+                            "status": "UNAUTHENTICATED",
+                        }
+                    },
+                )
+            message_id = body.get("messageId") if isinstance(body, dict) else None
+            representative = body.get("representative") if isinstance(body, dict) else None
+            if not isinstance(message_id, str) or not message_id or not isinstance(representative, dict):
+                return _json(handler, 400, {"error": {"code": 400, "message": "Invalid message.", "status": "INVALID_ARGUMENT"}})
+            if any(sent.message_id == message_id for sent in self._state.gbm_sent):
+                return _json(
+                    handler,
+                    409,
+                    {"error": {"code": 409, "message": "Requested entity already exists", "status": "ALREADY_EXISTS"}},
+                )
+            text = body.get("text")
+            self._state.gbm_sent.append(GbmSent(conversation_id, message_id, text, representative))
+        answer = {
+            "name": f"conversations/{conversation_id}/messages/{message_id}",
+            "messageId": message_id,
+            "text": text,
+            "representative": representative,
+        }
+        return _json(handler, 200, answer)
 
 
-def _answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str, *, declare_length: bool = True) -> None:
+class _Discard:
+    """Where a request handled for real sends the answer the caller will never see (``fail(after=True)``)."""
+
+    def __init__(self) -> None:
+        import io
+
+        self.wfile = io.BytesIO()
+
+    def send_response(self, status: int) -> None:
+        return
+
+    def send_header(self, name: str, value: str) -> None:
+        return
+
+    def end_headers(self) -> None:
+        return
+
+
+def _json(handler: Any, status: int, body: dict[str, Any], *, extra: dict[str, str] | None = None) -> None:
+    _answer(handler, status, json.dumps(body).encode(), "application/json", extra=extra)
+
+
+def _answer(
+    handler: Any,
+    status: int,
+    body: bytes,
+    content_type: str,
+    *,
+    declare_length: bool = True,
+    extra: dict[str, str] | None = None,
+) -> None:
     handler.send_response(status)
     handler.send_header("Content-Type", content_type)
+    for name, value in (extra or {}).items():
+        handler.send_header(name, value)
     if declare_length:
         handler.send_header("Content-Length", str(len(body)))
     else:

@@ -20,11 +20,13 @@ import json
 import os
 import secrets as _secrets
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from switchboard.channels.base import ChannelAdapter, Event, FetchRequest, stored_secret
+from switchboard import outbound_http
+from switchboard.channels.base import ChannelAdapter, Event, FetchRequest, Reply, SendRefused, SendRetryable, Sent, stored_secret
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.errors import BadRequest
 from switchboard.settings import Account
@@ -40,6 +42,14 @@ _ACCOUNT_EVENTS = frozenset({"module", "activated", "deactivated", "botSuspended
 # LINE notification messages' delivery completion: a receipt, and receipts are never messages.
 _RECEIPT_EVENTS = {"delivery": "delivery receipt"}
 _SHOWN_CHARS = 64
+# Push limits (protocols.md 8.1): a text message holds at most 5,000 characters, a push 5 messages.
+TEXT_LIMIT = 5000
+MESSAGES_PER_PUSH = 5
+MONTHLY_LIMIT_MESSAGE = "monthly limit"
+# X-Line-Retry-Key is derived from the reply in this namespace: the same key on every try of a push.
+RETRY_KEY_NAMESPACE = uuid.UUID("6f1c3a52-8d2e-5b7a-9c41-2e0d7b6a1f39")
+SEND_LIMITS = outbound_http.Limits(deadline=10.0, max_bytes=64 * 1024)
+_SHOWN_REASON = 300
 # The customer `switchboard send line` writes as without --user: stable, so repeated sends share a conversation.
 DEMO_USER = "U" + hashlib.md5(b"switchboard-demo-customer", usedforsecurity=False).hexdigest()
 
@@ -144,6 +154,36 @@ class LineAdapter(ChannelAdapter):
     def profile_name(self, body: Any) -> str | None:
         name = body.get("displayName") if isinstance(body, dict) else None
         return (name.strip() or None) if isinstance(name, str) else None
+
+    def send(self, reply: Reply, account: Account, secrets: Mapping[str, Any], http: Any) -> Sent:
+        """Push ``reply`` in as many requests as its length needs, each under its own derived retry key.
+
+        A retry after an unknown outcome repeats every request with the same keys: LINE answers 409
+        for a push it already accepted, which counts as sent, so the customer never sees a part twice.
+        """
+        token = send_secret(secrets, "channel_access_token")
+        texts = split_text(reply.text)
+        if not texts:
+            raise SendRefused("the reply has no text to send", code="empty_reply")
+        base = str(account.option("api_base_url") or DEFAULT_API_BASE_URL).rstrip("/")
+        redact = outbound_http.Redactor([token])
+        accepted: str | None = None
+        for index in range(0, len(texts), MESSAGES_PER_PUSH):
+            batch = texts[index : index + MESSAGES_PER_PUSH]
+            body = {"to": reply.customer_id, "messages": [{"type": "text", "text": text} for text in batch]}
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                "X-Line-Retry-Key": retry_key(reply.id, index // MESSAGES_PER_PUSH),
+            }
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            try:
+                response = http.request("POST", f"{base}/v2/bot/message/push", limits=SEND_LIMITS, headers=headers, data=data)
+            except outbound_http.OutboundError as exc:
+                raise transport_failure("LINE", exc, redact) from None
+            request_id = _push_outcome(response, redact)
+            accepted = accepted or request_id
+        return Sent(platform_id=accepted)
 
     def simulated_body(self, account: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None) -> bytes:
         # A replay (an event id given) is marked as LINE marks its own redeliveries.
@@ -266,3 +306,92 @@ def _message(message: dict[str, Any]) -> tuple[str, str | None, tuple[Attachment
         return "sticker", message.get("text"), (), detail
     detail["message_type"] = mtype
     return "unsupported", UNSUPPORTED_TEXT, (), detail
+
+
+# -- sending --------------------------------------------------------------------------------------
+
+
+def retry_key(reply_id: str, push: int) -> str:
+    """The X-Line-Retry-Key of the reply's ``push``-th request: a UUID that is the same on every try."""
+    return str(uuid.uuid5(RETRY_KEY_NAMESPACE, f"{reply_id}/{push}"))
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """``text`` in pieces of at most ``limit`` UTF-16 units (how LINE counts), cut at a line or word break when one is near.
+
+    Counting UTF-16 units keeps an emoji-heavy text under LINE's limit; a code point is never cut.
+    """
+    pieces: list[str] = []
+    rest = text
+    while rest:
+        size, end = 0, 0
+        while end < len(rest):
+            width = 2 if ord(rest[end]) > 0xFFFF else 1
+            if size + width > limit:
+                break
+            size, end = size + width, end + 1
+        if end == len(rest):
+            pieces.append(rest)
+            break
+        cut = max(rest.rfind("\n", 0, end), rest.rfind(" ", 0, end))
+        if cut < end // 2:
+            cut = end
+        else:
+            cut += 1
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    return [piece for piece in pieces if piece.strip()]
+
+
+def send_secret(secrets: Mapping[str, Any], name: str) -> str:
+    """The secret ``name`` for a send, or a refusal naming it (never a value): a set-up error no retry fixes."""
+    value = secrets.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise SendRefused(f"the account has no usable {name} secret", code="not_configured")
+    return value
+
+
+def transport_failure(platform: str, exc: outbound_http.OutboundError, redact: outbound_http.Redactor) -> Exception:
+    """A call that got no answer: retryable when another try may get one (timeout, connection), else refused."""
+    reason = redact(str(exc))
+    if exc.retryable:
+        return SendRetryable(f"{platform} send failed: {reason}", retry_after=exc.retry_after)
+    return SendRefused(f"{platform} send failed: {reason}", code="request_failed")
+
+
+def _push_outcome(response: outbound_http.Response, redact: outbound_http.Redactor) -> str | None:
+    """LINE's request id for an accepted push (409: accepted before, under this retry key), or the failure raised."""
+    if response.ok:
+        return response.headers.get("x-line-request-id")
+    if response.status == 409:
+        return response.headers.get("x-line-accepted-request-id") or response.headers.get("x-line-request-id")
+    message, properties = _line_error(response)
+    reason = redact(f"LINE answered HTTP {response.status}: {message}")
+    if response.status == 429 and MONTHLY_LIMIT_MESSAGE in message.lower():
+        raise SendRefused(reason, code="monthly_limit")
+    failure = outbound_http.classify_status(response.status, response.headers)
+    if failure is not None and failure.retryable:
+        raise SendRetryable(reason, retry_after=failure.retry_after)
+    if response.status == 400 and ("to" in properties or "'to'" in message):
+        raise SendRefused(reason, code="invalid_recipient")
+    if response.status in (401, 403):
+        raise SendRefused(reason, code="not_authorized")
+    raise SendRefused(reason, code="refused")
+
+
+def _line_error(response: outbound_http.Response) -> tuple[str, set[str]]:
+    """LINE's error message (shortened) and the request properties its details blame."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return response.reason or "no message", set()
+    message = str(body.get("message") or response.reason or "no message")
+    raw_details = body.get("details")
+    details: list[Any] = raw_details if isinstance(raw_details, list) else []
+    properties = {str(d.get("property")) for d in details if isinstance(d, dict) and d.get("property")}
+    texts = [str(d.get("message")) for d in details if isinstance(d, dict) and d.get("message")]
+    if texts:
+        message = f"{message} ({'; '.join(texts)})"
+    return message[:_SHOWN_REASON], properties
