@@ -44,7 +44,20 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from switchboard.channels.base import ChannelAdapter, Event, FetchRequest, ParseResult, require_secret, stored_secret
+from switchboard import outbound_http
+from switchboard.channels.base import (
+    ChannelAdapter,
+    Event,
+    FetchRequest,
+    ParseResult,
+    Reply,
+    SendRefused,
+    SendRetryable,
+    Sent,
+    require_secret,
+    stored_secret,
+)
+from switchboard.channels.line import send_secret, transport_failure
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.errors import BadRequest, Forbidden, Unauthorized
 from switchboard.settings import Account
@@ -54,6 +67,17 @@ SIGNATURE_HEADER = "x-hub-signature-256"
 LEGACY_SIGNATURE_HEADER = "x-hub-signature"
 EVENT_RECEIVED = "EVENT_RECEIVED"
 DEFAULT_GRAPH_BASE_URL = "https://graph.facebook.com"
+# The Graph API version replies are sent with (the Send API's URL carries one; the profile look-up does not).
+GRAPH_VERSION = "v19.0"
+SEND_LIMITS = outbound_http.Limits(deadline=10.0, max_bytes=64 * 1024)
+# Messenger's windows, counted from the customer's last message (protocols.md 8.2).
+RESPONSE_WINDOW_MS = 24 * 3600 * 1000
+HUMAN_AGENT_WINDOW_MS = 7 * 24 * 3600 * 1000
+# Graph error codes: the page or user will not take it / the page's rate limits.
+_BLOCKED_CODES = frozenset({551, 10, 200, 190})
+_RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})
+_WINDOW_SUBCODES = frozenset({2018278, 2018108})
+_SHOWN_REASON = 300
 
 # Attachment types whose payload.url is media bytes worth keeping; the attachments stage can use this
 # to leave shares (links to posts, templates, fallbacks) unfetched.
@@ -260,6 +284,38 @@ class FacebookAdapter(ChannelAdapter):
             params={"fields": "first_name,last_name", "access_token": token, "appsecret_proof": proof},
         )
 
+    def send(self, reply: Reply, account: Account, secrets: Mapping[str, Any], http: Any) -> Sent:
+        """The Send API, as a ``RESPONSE`` within 24 h of the customer's last message, tagged ``HUMAN_AGENT`` up to 7 days.
+
+        Later (or when nobody knows when the customer last wrote) nothing is sent: Graph would refuse,
+        and asking it costs the page's rate limit. Messenger has no idempotency key; the caller records
+        the attempt before calling, so only a retry after an unknown outcome can double a message.
+        """
+        token = send_secret(secrets, "page_access_token")
+        if not reply.text.strip():
+            raise SendRefused("the reply has no text to send", code="empty_reply")
+        body: dict[str, Any] = {"recipient": {"id": reply.customer_id}, "message": {"text": reply.text}}
+        body.update(messaging_window(reply.last_customer_message_at, int(time.time() * 1000)))
+        params = {"access_token": token}
+        app_secret = secrets.get("app_secret")
+        if isinstance(app_secret, str) and app_secret:
+            params["appsecret_proof"] = hmac.new(app_secret.encode("utf-8"), token.encode("utf-8"), hashlib.sha256).hexdigest()
+        base = str(account.option("graph_base_url") or DEFAULT_GRAPH_BASE_URL).rstrip("/")
+        version = str(account.option("graph_version") or GRAPH_VERSION)
+        redact = outbound_http.Redactor([token, *([app_secret] if isinstance(app_secret, str) else [])])
+        try:
+            response = http.request(
+                "POST",
+                f"{base}/{version}/me/messages",
+                limits=SEND_LIMITS,
+                headers={"Content-Type": "application/json"},
+                params=params,
+                data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+            )
+        except outbound_http.OutboundError as exc:
+            raise transport_failure("Messenger", exc, redact) from None
+        return _send_outcome(response, redact)
+
     def profile_name(self, body: Any) -> str | None:
         if not isinstance(body, dict):
             return None
@@ -419,3 +475,50 @@ def _message(message: dict[str, Any]) -> tuple[str, str | None, tuple[Attachment
     if location is not None:
         detail["location"] = location
     return kind, text, tuple(attachments), detail
+
+
+# -- sending --------------------------------------------------------------------------------------
+
+
+def messaging_window(last_customer_message_at: int | None, now_ms: int) -> dict[str, str]:
+    """The Send API fields for a reply now: ``RESPONSE`` within 24 h, ``HUMAN_AGENT`` up to 7 days, else refused."""
+    if last_customer_message_at is None:
+        raise SendRefused(
+            "the customer's last message time is unknown, so no messaging window is open", code="outside_messaging_window"
+        )
+    age = now_ms - last_customer_message_at
+    if age <= RESPONSE_WINDOW_MS:
+        return {"messaging_type": "RESPONSE"}
+    if age <= HUMAN_AGENT_WINDOW_MS:
+        return {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
+    raise SendRefused(
+        "the customer last wrote more than 7 days ago: Messenger's window is closed", code="outside_messaging_window"
+    )
+
+
+def _send_outcome(response: outbound_http.Response, redact: outbound_http.Redactor) -> Sent:
+    """Graph's message id, or the failure by Graph's error code (its HTTP status says little: most are 400)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.ok:
+        mid = body.get("message_id") if isinstance(body, dict) else None
+        return Sent(platform_id=mid if isinstance(mid, str) else None)
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code, subcode = error.get("code"), error.get("error_subcode")
+    message = str(error.get("message") or response.reason or "no message")[:_SHOWN_REASON]
+    reason = redact(f"Messenger answered HTTP {response.status}: {message}")
+    if subcode in _WINDOW_SUBCODES:
+        raise SendRefused(reason, code="outside_messaging_window")
+    if code in _RATE_LIMIT_CODES:
+        raise SendRetryable(reason, retry_after=outbound_http.parse_retry_after(response.headers.get("Retry-After")))
+    failure = outbound_http.classify_status(response.status, response.headers)
+    if failure is not None and failure.retryable:
+        raise SendRetryable(reason, retry_after=failure.retry_after)
+    if code == 551:
+        raise SendRefused(reason, code="blocked")
+    if code in _BLOCKED_CODES:
+        raise SendRefused(reason, code="not_permitted")
+    raise SendRefused(reason, code="refused")
