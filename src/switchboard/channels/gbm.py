@@ -46,15 +46,34 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
-from switchboard import safe_json
-from switchboard.channels.base import ChannelAdapter, Event, require_secret, stored_secret
+from switchboard import outbound_http, safe_json
+from switchboard.channels.base import (
+    ChannelAdapter,
+    Event,
+    Reply,
+    SendRefused,
+    SendRetryable,
+    Sent,
+    require_secret,
+    stored_secret,
+)
+from switchboard.channels.line import send_secret, transport_failure
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer
 from switchboard.errors import BadRequest, Unauthorized
 from switchboard.settings import Account, account_from_dict
 from switchboard.web import WebhookRequest, WebhookResponse
 
 SIGNATURE_HEADER = "x-goog-signature"
+DEFAULT_API_BASE_URL = "https://businessmessages.googleapis.com"
+SCOPE = "https://www.googleapis.com/auth/businessmessages"
+SEND_LIMITS = outbound_http.Limits(deadline=10.0, max_bytes=64 * 1024)
+# messageId is derived from the reply in this namespace: a retry repeats it and Google refuses the copy.
+MESSAGE_ID_NAMESPACE = uuid.UUID("3b9e7c1d-2f4a-5e6b-8c7d-9a0b1c2d3e4f")
+_TOKEN_MARGIN = 60  # seconds before expiry a cached token is no longer used
+# (client_email, token_uri, key digest) -> (access token, when it expires): one grant per hour, not per reply.
+_TOKENS: dict[tuple[str, str, str], tuple[str, float]] = {}
 SIGNING_KEYS = ("client_token", "partner_key")
 DEFAULT_SIGNING_KEY = "client_token"
 _PAYLOAD_KEYS = ("message", "suggestionResponse", "userStatus", "receipts", "surveyResponse", "authenticationResponse")
@@ -165,6 +184,36 @@ class GbmAdapter(ChannelAdapter):
         if options.get("signing_key") == "partner_key":
             return (*self.required_secrets, "partner_key")
         return self.required_secrets
+
+    def send(self, reply: Reply, account: Account, secrets: Mapping[str, Any], http: Any) -> Sent:
+        """Post ``reply`` as a HUMAN representative's message, its messageId derived from the reply.
+
+        A retry after an unknown outcome repeats the messageId; Google answers 409 for one it has,
+        which counts as sent.
+        """
+        account_info = _service_account(secrets)
+        if not reply.text.strip():
+            raise SendRefused("the reply has no text to send", code="empty_reply")
+        redact = outbound_http.Redactor([account_info["private_key"]])
+        token = _access_token(account_info, http, redact)
+        redact.add(token)
+        message_id = str(uuid.uuid5(MESSAGE_ID_NAMESPACE, reply.id))
+        representative: dict[str, str] = {"representativeType": "HUMAN"}
+        if reply.author:
+            representative["displayName"] = reply.author
+        body = {"messageId": message_id, "text": reply.text, "representative": representative}
+        base = str(account.option("api_base_url") or DEFAULT_API_BASE_URL).rstrip("/")
+        url = f"{base}/v1/conversations/{quote(reply.customer_id, safe='')}/messages"
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        try:
+            response = http.request("POST", url, limits=SEND_LIMITS, headers=headers, data=json.dumps(body).encode("utf-8"))
+        except outbound_http.OutboundError as exc:
+            raise transport_failure("Business Messages", exc, redact) from None
+        if response.ok or response.status == 409:
+            return Sent(platform_id=message_id)
+        if response.status == 401:
+            _TOKENS.clear()  # a revoked token must not be reused by the retry
+        raise _failure("Business Messages", response, redact)
 
     def simulated_body(self, account: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None) -> bytes:
         return build_message(
@@ -360,3 +409,91 @@ def _parse_time(value: Any) -> int | None:
 def _rfc3339(millis: int) -> str:
     seconds, ms = divmod(millis, 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}000Z"
+
+
+# -- sending --------------------------------------------------------------------------------------
+
+
+def _service_account(secrets: Mapping[str, Any]) -> dict[str, str]:
+    """The service account's fields a grant needs, or not_configured naming what is missing (never a value)."""
+    raw = secrets.get("service_account_json")
+    if isinstance(raw, str):
+        raw = send_secret(secrets, "service_account_json")
+        try:
+            raw = safe_json.loads(raw)
+        except safe_json.JsonError:
+            raise SendRefused("the service_account_json secret is not JSON", code="not_configured") from None
+    if not isinstance(raw, dict):
+        raise SendRefused("the account has no usable service_account_json secret", code="not_configured")
+    fields = {}
+    for name in ("client_email", "private_key", "token_uri"):
+        value = raw.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise SendRefused(f"the service_account_json secret has no {name}", code="not_configured")
+        fields[name] = value
+    return fields
+
+
+def _access_token(account_info: Mapping[str, str], http: Any, redact: outbound_http.Redactor) -> str:
+    """A bearer token from the JWT-bearer grant (RS256), cached until shortly before it expires."""
+    key = (
+        account_info["client_email"],
+        account_info["token_uri"],
+        hashlib.sha256(account_info["private_key"].encode()).hexdigest(),
+    )
+    now = time.time()
+    cached = _TOKENS.get(key)
+    if cached is not None and cached[1] - _TOKEN_MARGIN > now:
+        return cached[0]
+    import jwt  # lazy: only a GBM reply pays for it
+
+    claims = {
+        "iss": account_info["client_email"],
+        "scope": SCOPE,
+        "aud": account_info["token_uri"],
+        "iat": int(now),
+        "exp": int(now) + 3600,
+    }
+    try:
+        assertion = jwt.encode(claims, account_info["private_key"], algorithm="RS256")
+    except (ValueError, TypeError, jwt.PyJWTError):
+        raise SendRefused("the service_account_json secret's private_key cannot sign", code="not_configured") from None
+    form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+    try:
+        response = http.request("POST", account_info["token_uri"], limits=SEND_LIMITS, data=form)
+    except outbound_http.OutboundError as exc:
+        raise transport_failure("the Google token endpoint", exc, redact) from None
+    if not response.ok:
+        raise _failure("the Google token endpoint", response, redact, refused="not_authorized")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise SendRetryable("the Google token endpoint answered without an access_token")
+    lifetime = body.get("expires_in") if isinstance(body, dict) else None
+    _TOKENS[key] = (token, now + (lifetime if isinstance(lifetime, int | float) else 3600))
+    return token
+
+
+def _failure(
+    platform: str, response: outbound_http.Response, redact: outbound_http.Redactor, *, refused: str = "refused"
+) -> Exception:
+    """Google's error (its message shortened), retryable for a 5xx, 408 or 429, else a refusal."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message") or error.get("status") or response.reason)
+    else:
+        message = str(error or response.reason or "no message")
+    reason = redact(f"{platform} answered HTTP {response.status}: {message[:300]}")
+    failure = outbound_http.classify_status(response.status, response.headers)
+    if failure is not None and failure.retryable:
+        return SendRetryable(reason, retry_after=failure.retry_after)
+    if response.status in (401, 403):
+        return SendRefused(reason, code="not_authorized")
+    return SendRefused(reason, code=refused)
