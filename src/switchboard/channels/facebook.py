@@ -57,7 +57,6 @@ from switchboard.channels.base import (
     require_secret,
     stored_secret,
 )
-from switchboard.channels.line import send_secret, transport_failure
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.errors import BadRequest, Forbidden, Unauthorized
 from switchboard.settings import Account
@@ -291,7 +290,7 @@ class FacebookAdapter(ChannelAdapter):
         and asking it costs the page's rate limit. Messenger has no idempotency key; the caller records
         the attempt before calling, so only a retry after an unknown outcome can double a message.
         """
-        token = send_secret(secrets, "page_access_token")
+        token = _send_secret(secrets, "page_access_token")
         if not reply.text.strip():
             raise SendRefused("the reply has no text to send", code="empty_reply")
         body: dict[str, Any] = {"recipient": {"id": reply.customer_id}, "message": {"text": reply.text}}
@@ -301,19 +300,18 @@ class FacebookAdapter(ChannelAdapter):
         if isinstance(app_secret, str) and app_secret:
             params["appsecret_proof"] = hmac.new(app_secret.encode("utf-8"), token.encode("utf-8"), hashlib.sha256).hexdigest()
         base = str(account.option("graph_base_url") or DEFAULT_GRAPH_BASE_URL).rstrip("/")
-        version = str(account.option("graph_version") or GRAPH_VERSION)
         redact = outbound_http.Redactor([token, *([app_secret] if isinstance(app_secret, str) else [])])
         try:
             response = http.request(
                 "POST",
-                f"{base}/{version}/me/messages",
+                f"{base}/{GRAPH_VERSION}/me/messages",
                 limits=SEND_LIMITS,
                 headers={"Content-Type": "application/json"},
                 params=params,
                 data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
             )
         except outbound_http.OutboundError as exc:
-            raise transport_failure("Messenger", exc, redact) from None
+            raise _transport_failure("Messenger", exc, redact) from None
         return _send_outcome(response, redact)
 
     def profile_name(self, body: Any) -> str | None:
@@ -475,6 +473,22 @@ def _message(message: dict[str, Any]) -> tuple[str, str | None, tuple[Attachment
     if location is not None:
         detail["location"] = location
     return kind, text, tuple(attachments), detail
+
+
+def _send_secret(secrets: Mapping[str, Any], name: str) -> str:
+    """The secret ``name`` for a send, or a refusal naming it (never a value): a set-up error no retry fixes."""
+    value = secrets.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise SendRefused(f"the account has no usable {name} secret", code="not_configured")
+    return value
+
+
+def _transport_failure(platform: str, exc: outbound_http.OutboundError, redact: outbound_http.Redactor) -> Exception:
+    """A call that got no answer: retryable when another try may get one (timeout, connection), else refused."""
+    reason = redact(str(exc))
+    if exc.retryable:
+        return SendRetryable(f"{platform} send failed: {reason}", retry_after=exc.retry_after)
+    return SendRefused(f"{platform} send failed: {reason}", code="request_failed")
 
 
 # -- sending --------------------------------------------------------------------------------------

@@ -59,7 +59,6 @@ from switchboard.channels.base import (
     require_secret,
     stored_secret,
 )
-from switchboard.channels.line import send_secret, transport_failure
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer
 from switchboard.errors import BadRequest, Unauthorized
 from switchboard.settings import Account, account_from_dict
@@ -158,6 +157,11 @@ class GbmAdapter(ChannelAdapter):
         "partner_id": {"type": "string", "description": "The Business Communications partner's id, for the admin's reference."},
         "brand_id": {**_NON_EMPTY, "description": "The brand of the agent (brands/{brand_id}/agents/{agent_id})."},
         "agent_id": {**_NON_EMPTY, "description": "The agent: only deliveries whose agent is this one are recorded."},
+        "api_base_url": {
+            "$ref": "#/$defs/url",
+            "description": "Where replies are sent (the Business Messages API); a test server may stand in.",
+            "default": DEFAULT_API_BASE_URL,
+        },
         "signing_key": {
             "enum": list(SIGNING_KEYS),
             "default": DEFAULT_SIGNING_KEY,
@@ -208,11 +212,11 @@ class GbmAdapter(ChannelAdapter):
         try:
             response = http.request("POST", url, limits=SEND_LIMITS, headers=headers, data=json.dumps(body).encode("utf-8"))
         except outbound_http.OutboundError as exc:
-            raise transport_failure("Business Messages", exc, redact) from None
+            raise _transport_failure("Business Messages", exc, redact) from None
         if response.ok or response.status == 409:
             return Sent(platform_id=message_id)
         if response.status == 401:
-            _TOKENS.clear()  # a revoked token must not be reused by the retry
+            _TOKENS.pop(_token_key(account_info), None)  # a revoked token must not be reused by the retry
         raise _failure("Business Messages", response, redact)
 
     def simulated_body(self, account: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None) -> bytes:
@@ -411,6 +415,22 @@ def _rfc3339(millis: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}000Z"
 
 
+def _send_secret(secrets: Mapping[str, Any], name: str) -> str:
+    """The secret ``name`` for a send, or a refusal naming it (never a value): a set-up error no retry fixes."""
+    value = secrets.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise SendRefused(f"the account has no usable {name} secret", code="not_configured")
+    return value
+
+
+def _transport_failure(platform: str, exc: outbound_http.OutboundError, redact: outbound_http.Redactor) -> Exception:
+    """A call that got no answer: retryable when another try may get one (timeout, connection), else refused."""
+    reason = redact(str(exc))
+    if exc.retryable:
+        return SendRetryable(f"{platform} send failed: {reason}", retry_after=exc.retry_after)
+    return SendRefused(f"{platform} send failed: {reason}", code="request_failed")
+
+
 # -- sending --------------------------------------------------------------------------------------
 
 
@@ -418,7 +438,7 @@ def _service_account(secrets: Mapping[str, Any]) -> dict[str, str]:
     """The service account's fields a grant needs, or not_configured naming what is missing (never a value)."""
     raw = secrets.get("service_account_json")
     if isinstance(raw, str):
-        raw = send_secret(secrets, "service_account_json")
+        raw = _send_secret(secrets, "service_account_json")
         try:
             raw = safe_json.loads(raw)
         except safe_json.JsonError:
@@ -432,6 +452,15 @@ def _service_account(secrets: Mapping[str, Any]) -> dict[str, str]:
             raise SendRefused(f"the service_account_json secret has no {name}", code="not_configured")
         fields[name] = value
     return fields
+
+
+def _token_key(account_info: Mapping[str, str]) -> tuple[str, str, str]:
+    """The token cache's key: the account, where it gets tokens, and its key's digest (a rotated key gets a new token)."""
+    return (
+        account_info["client_email"],
+        account_info["token_uri"],
+        hashlib.sha256(account_info["private_key"].encode()).hexdigest(),
+    )
 
 
 def _access_token(account_info: Mapping[str, str], http: Any, redact: outbound_http.Redactor) -> str:
@@ -462,7 +491,7 @@ def _access_token(account_info: Mapping[str, str], http: Any, redact: outbound_h
     try:
         response = http.request("POST", account_info["token_uri"], limits=SEND_LIMITS, data=form)
     except outbound_http.OutboundError as exc:
-        raise transport_failure("the Google token endpoint", exc, redact) from None
+        raise _transport_failure("the Google token endpoint", exc, redact) from None
     if not response.ok:
         raise _failure("the Google token endpoint", response, redact, refused="not_authorized")
     try:

@@ -111,3 +111,13 @@ def test_no_token_in_an_error(platform: FakePlatform) -> None:
     with pytest.raises(SendRefused) as caught:
         send(platform, Reply(id="r-3", conversation_id="c", customer_id=CONVERSATION, text="x"), secrets)
     assert token not in str(caught.value)
+
+
+def test_a_401_drops_the_cached_token(platform: FakePlatform) -> None:
+    secrets = secrets_for(platform)
+    platform.fail(PATH, 401, body={"error": {"code": 401, "message": "Request had invalid authentication credentials."}})
+    with pytest.raises(SendRefused) as caught:
+        send(platform, reply(), secrets)
+    assert caught.value.code == "not_authorized"
+    send(platform, reply(), secrets)
+    assert len(platform.requests("/token")) == 2
