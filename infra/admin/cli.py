@@ -166,7 +166,7 @@ def cmd_conversations_list(args: argparse.Namespace) -> int:
 
 
 def cmd_conversations_show(args: argparse.Namespace) -> int:
-    from switchboard.conversations import message_view, public_view
+    from switchboard.conversations import public_view, transcript
 
     store = _conversations(args)
     conversation = store.get(args.id)
@@ -176,7 +176,7 @@ def cmd_conversations_show(args: argparse.Namespace) -> int:
     view = public_view(
         conversation,
         store.crm_state(args.id),
-        [message_view(m) for m in store.messages(args.id)],
+        transcript(store.messages(args.id), store.replies(args.id)),
         int(time.time() * 1000),
     )
     if args.json:
@@ -191,6 +191,12 @@ def cmd_conversations_show(args: argparse.Namespace) -> int:
         print(f"{key:>16}: {readable(shown[key])}")
     print(f"{'messages':>16}:")
     for m in view["messages"]:
+        if m["direction"] == "out":
+            delivery = m["delivery"]
+            state = readable(delivery["status"]) + (f" ({readable(delivery['error'])})" if delivery["error"] else "")
+            by = f" by {readable(m['author'])}" if m["author"] else ""
+            print(f"  {readable(m['written_at'])}  reply{by} [{state}] {escape(m['text'] or '')}")
+            continue
         print(f"  {readable(m['sent_at'])}  {readable(m['kind']):<11} {escape(m['text'] or '')}")
         for a in m["attachments"]:
             size = f"{a['size']} bytes" if a.get("size") is not None else "size unknown"
@@ -235,6 +241,17 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         print(json_text(moved))
     else:
         print(f"redrove {len(moved)} message(s)")
+    return 0
+
+
+def cmd_reply(args: argparse.Namespace) -> int:
+    from infra.admin.reply import reply
+
+    code, message_id, error = reply(_target(args), args.conversation_id, args.text)
+    if code != 0:
+        _say(error, error=True)
+        return code
+    print(json_text({"message_id": message_id}) if args.json else message_id)
     return 0
 
 
@@ -295,9 +312,15 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("dlq", help="dead letters with their last error; redrive sends them back")
     s.add_argument("action", choices=["list", "redrive"])
-    s.add_argument("--stage", choices=["route", "crm"])
+    s.add_argument("--stage", choices=["route", "crm", "outbound"])
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_dlq)
+
+    s = sub.add_parser("reply", help="send a message to a conversation's customer through the outbound path")
+    s.add_argument("conversation_id")
+    s.add_argument("--text", required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_reply)
 
     s = sub.add_parser("auth-link", help="print the sign-in URL to send a customer")
     s.add_argument("conversation_id")

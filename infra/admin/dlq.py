@@ -8,12 +8,14 @@ from typing import Any
 from infra.admin.resources import Resources
 from switchboard import safe_json
 
-STAGES = ("route", "crm")
+STAGES = ("route", "crm", "outbound")
 
 
 def _queues(resources: Resources, stage: str) -> tuple[str, str]:
     if stage == "route":
         return resources.inbound_dlq_url, resources.inbound_queue_url
+    if stage == "outbound":
+        return resources.outbound_dlq_url, resources.outbound_queue_url
     return resources.crm_dlq_url, resources.crm_queue_url
 
 
@@ -71,6 +73,8 @@ def list_dead_letters(resources: Resources, stages: tuple[str, ...] = STAGES) ->
     rows: list[dict[str, Any]] = []
     for stage in stages:
         dlq_url, _ = _queues(resources, stage)
+        if not dlq_url:  # a stack deployed before replies existed has no outbound queues
+            continue
         messages = _drain(sqs, dlq_url, hide_for=5)
         rows.extend(_row(stage, m, failures) for m in messages)
         for message in messages:  # make them visible again: listing must not hide them
@@ -83,6 +87,8 @@ def redrive(resources: Resources, stages: tuple[str, ...] = STAGES) -> list[dict
     moved: list[dict[str, Any]] = []
     for stage in stages:
         dlq_url, source_url = _queues(resources, stage)
+        if not dlq_url:
+            continue
         for message in _drain(sqs, dlq_url, hide_for=30):
             row = _row(stage, message, failures)
             group = (message.get("Attributes") or {}).get("MessageGroupId") or row["message_id"]

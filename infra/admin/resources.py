@@ -48,6 +48,9 @@ class Resources:
     crm_dlq_url: str
     attachments_bucket: str
     secrets_prefix: str
+    # Empty for a stack deployed before replies existed: every other command still works with it.
+    outbound_queue_url: str = ""
+    outbound_dlq_url: str = ""
 
     @classmethod
     def from_outputs(cls, outputs: dict[str, str], *, api_url: str, endpoint_url: str | None, region: str | None) -> Resources:
@@ -64,6 +67,8 @@ class Resources:
                 crm_dlq_url=outputs["CrmDeadLetterQueueUrl"],
                 attachments_bucket=outputs["AttachmentsBucketName"],
                 secrets_prefix=outputs["SecretsPrefix"],
+                outbound_queue_url=outputs.get("OutboundQueueUrl", ""),
+                outbound_dlq_url=outputs.get("OutboundDeadLetterQueueUrl", ""),
             )
         except KeyError as exc:
             raise TargetError(f"the stack has no output {exc.args[0]}: was it deployed from this template.yaml?") from None

@@ -223,9 +223,72 @@ def summary_view(conversation: Conversation, now_ms: int) -> dict[str, Any]:
     }
 
 
+DELIVERY_STATES = ("pending", "sent", "delivered", "read", "failed")
+
+
+def new_reply_id(now_ms: int | None = None) -> str:
+    """Time-ordered like a conversation id, with its own prefix so it never reads as a platform event id."""
+    return f"r{new_conversation_id(now_ms)}"
+
+
+@dataclass(frozen=True)
+class OutMessage:
+    """A reply to the customer (``direction: "out"``): what was asked to be sent, and what became of it.
+
+    Stored apart from the customer's messages (its own key prefix), so it can never collide with,
+    or be mistaken for, a customer message that exactly once keys by the envelope id.
+    """
+
+    id: str
+    conversation_id: str
+    text: str
+    created_at: int  # ms, when it was written (the transcript orders by it)
+    author: str | None = None
+    crm_id: str | None = None  # the CRM record it came from; None for `switchboard reply`
+    status: str = "pending"
+    error: str | None = None
+    sent_at: int | None = None  # ms, when the platform took it
+    platform_id: str | None = None
+
+
+def out_message_view(message: OutMessage) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "direction": "out",
+        "kind": "text",
+        "text": message.text,
+        "author": message.author,
+        "crm_id": message.crm_id,
+        "attachments": [],
+        "delivery": {
+            "status": message.status,
+            "error": message.error,
+            "sent_at": _iso(message.sent_at) if message.sent_at is not None else None,
+        },
+        "received_at": _iso(message.created_at),
+        "written_at": _iso(message.created_at),
+    }
+
+
+def transcript(received: list[Envelope], replies: list[OutMessage]) -> list[dict[str, Any]]:
+    """Both directions in the order they were written: the customer's messages keep their own order, and each
+    reply comes after every customer message stored before it was written."""
+    out = sorted(replies, key=lambda r: (r.created_at, r.id))
+    rows: list[dict[str, Any]] = []
+    i = 0
+    for envelope in received:
+        while i < len(out) and out[i].created_at < envelope.received_at:
+            rows.append(out_message_view(out[i]))
+            i += 1
+        rows.append(message_view(envelope))
+    rows.extend(out_message_view(r) for r in out[i:])
+    return rows
+
+
 def message_view(envelope: Envelope) -> dict[str, Any]:
     return {
         "id": envelope.id,
+        "direction": "in",
         "kind": envelope.kind,
         "text": envelope.text,
         # type, name, size and stored key always (null until kept); where it came from and why not kept when known

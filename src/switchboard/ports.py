@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from switchboard.channels.base import FetchRequest
-from switchboard.conversations import Conversation, CrmState, CustomerRecord, Located, Profile, StoredMessage
+from switchboard.conversations import Conversation, CrmState, CustomerRecord, Located, OutMessage, Profile, StoredMessage
 from switchboard.envelope import Envelope
 from switchboard.settings import Account, AuthSetting, CrmSettings, Widget, Workstream
 
@@ -127,6 +127,35 @@ class ConversationStore(Protocol):
 
     def is_written(self, conversation_id: str, envelope: Envelope) -> bool: ...
     def recent(self, *, queue: str | None = None, channel: str | None = None, limit: int = 100) -> list[Conversation]: ...
+
+
+class ReplyStore(Protocol):
+    """Replies to the customer (``direction: "out"``), beside the conversation's customer messages.
+
+    A reply's delivery moves on only by writes conditional on its current status, so a redelivered
+    send records nothing twice and never turns a sent reply back.
+    """
+
+    def get(self, conversation_id: str) -> Conversation | None: ...
+    def messages(self, conversation_id: str) -> list[Envelope]: ...
+    def put_reply(self, message: OutMessage) -> bool:
+        """Store the reply as pending; False when one with this id is stored already."""
+        ...
+
+    def reply(self, conversation_id: str, reply_id: str) -> OutMessage | None: ...
+    def replies(self, conversation_id: str) -> list[OutMessage]: ...
+    def mark_reply(
+        self,
+        conversation_id: str,
+        reply_id: str,
+        *,
+        status: str,
+        at: int,
+        error: str | None = None,
+        platform_id: str | None = None,
+    ) -> bool:
+        """Pending to ``status`` once; False when the reply was not pending (or does not exist)."""
+        ...
 
 
 WriteMark = Literal["marked", "written before", "missing"]

@@ -197,6 +197,14 @@ def events() -> dict[str, Any]:
     out["route"] = sqs_event("inbound", [(CONVERSATION_ID, chat.to_json())])
     routed = chat.with_(routing=Routing(workstream="social", queue="general", priority=5, rule=None))
     out["crm_writer"] = sqs_event("crm", [(CONVERSATION_ID, routed.to_json())])
+    # What `switchboard reply` enqueues for the sender: the stored reply's id and its conversation.
+    reply = chat.with_(
+        id="r018c2e5b9a00a1b2c3d4e5f6a7b8c9d0",
+        text="Thanks, an agent is on it.",
+        correlation_id="r018c2e5b9a00a1b2c3d4e5f6a7b8c9d0",
+        data={"direction": "out"},
+    )
+    out["sender"] = sqs_event("outbound", [(CONVERSATION_ID, reply.to_json())])
     return out
 
 

@@ -26,6 +26,7 @@ FUNCTIONS = (
     "TokenValidateFunction",
     "RouteFunction",
     "CrmWriterFunction",
+    "SenderFunction",
 )
 # Amazon Linux 2023, the python3.12 runtime's OS: glibc 2.34 and the libraries every Linux has.
 MAX_GLIBC = (2, 34)

@@ -11,7 +11,7 @@ import sys
 
 from ._rehearsal import ROOT, offline_env
 
-FUNCTIONS = ("webhook_line", "webhook_facebook", "webhook_gbm", "token_validate", "route", "crm_writer")
+FUNCTIONS = ("webhook_line", "webhook_facebook", "webhook_gbm", "token_validate", "route", "crm_writer", "sender")
 PROBE = """
 import socket, sys
 def refuse(*args, **kwargs):
@@ -36,6 +36,8 @@ def test_init_makes_no_network_call() -> None:
         CRM_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/s-crm.fifo",
         INBOUND_DLQ_URL="https://sqs.us-east-1.amazonaws.com/123456789012/s-inbound-dlq.fifo",
         CRM_DLQ_URL="https://sqs.us-east-1.amazonaws.com/123456789012/s-crm-dlq.fifo",
+        OUTBOUND_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/s-outbound.fifo",
+        OUTBOUND_DLQ_URL="https://sqs.us-east-1.amazonaws.com/123456789012/s-outbound-dlq.fifo",
         ATTACHMENTS_BUCKET="attachments",
         SECRETS_PREFIX="switchboard/s",
     )

@@ -19,6 +19,7 @@ FUNCTIONS = (
     "TokenValidateFunction",
     "RouteFunction",
     "CrmWriterFunction",
+    "SenderFunction",
 )
 
 

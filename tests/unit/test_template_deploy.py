@@ -37,7 +37,7 @@ def test_every_dead_letter_queue_alarms_on_its_first_message_and_every_queue_on_
         for q in queues.values()
         if "RedrivePolicy" in q["Properties"]
     }
-    assert dead_letter == {"InboundDeadLetterQueue", "CrmDeadLetterQueue"}
+    assert dead_letter == {"InboundDeadLetterQueue", "CrmDeadLetterQueue", "OutboundDeadLetterQueue"}
     depth = _alarms_on("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert {_dimension(a, "QueueName")["Fn::GetAtt"][0] for a in depth} == dead_letter
     assert all(a["Threshold"] == 0 and a["ComparisonOperator"] == "GreaterThanThreshold" for a in depth)

@@ -12,6 +12,10 @@ One table, keyed (pk, sk):
 - ``c#<id>`` / ``m#<digest of the envelope id>``: one item per message, its key derived from the
   envelope id alone, so storing a duplicate fails its condition instead of adding a copy (whatever
   time the redelivery says it was sent); ``written_at`` marks it written to the CRM;
+- ``c#<id>`` / ``o#<reply id>``: one item per reply to the customer (``direction: "out"``), its own prefix so it
+  never collides with a customer message (``m#``) nor falls in the crm stage's ``crm``..``m$`` range; the text
+  in ``doc``, the delivery (``status``, ``error``, ``sent_at``, ``platform_id``) as attributes that only
+  conditional updates change (pending to sent or failed once; sent to delivered or read);
 - ``k#<channel:account:customer>`` / ``current``: the customer item: which conversation the customer
   is in now, and the profile (the name, with when it was looked up, and the CRM contact id per
   provider) that later conversations reuse. Route reads it first, every message, so what route needs
@@ -38,6 +42,7 @@ from switchboard.conversations import (
     CrmState,
     CustomerRecord,
     Located,
+    OutMessage,
     Profile,
     StoredMessage,
 )
@@ -57,6 +62,27 @@ Key = tuple[str, str]
 
 def _msg_sk(envelope: Envelope) -> str:
     return f"m#{hashlib.sha256(envelope.id.encode()).hexdigest()[:32]}"
+
+
+def _reply_sk(reply_id: str) -> str:
+    return f"o#{reply_id}"
+
+
+def _out_message(item: dict[str, Any]) -> OutMessage:
+    doc = json.loads(item["doc"]["S"])
+    sent_at = item.get("sent_at", {}).get("N")
+    return OutMessage(
+        id=doc["id"],
+        conversation_id=doc["conversation_id"],
+        text=doc["text"],
+        created_at=int(doc["created_at"]),
+        author=doc.get("author"),
+        crm_id=doc.get("crm_id"),
+        status=item.get("status", {}).get("S", "pending"),
+        error=item.get("error", {}).get("S") or None,
+        sent_at=int(sent_at) if sent_at else None,
+        platform_id=item.get("platform_id", {}).get("S") or None,
+    )
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
@@ -430,6 +456,88 @@ class DynamoConversations:
             ProjectionExpression="written_at",
         ).get("Item")
         return bool(item and "written_at" in item)
+
+    # -- replies (direction "out") ----------------------------------------------------------------------
+    def put_reply(self, message: OutMessage) -> bool:
+        """Store a reply as pending; False when a reply with this id is stored already (nothing is overwritten)."""
+        doc = {
+            "id": message.id,
+            "conversation_id": message.conversation_id,
+            "text": message.text,
+            "created_at": message.created_at,
+            "author": message.author,
+            "crm_id": message.crm_id,
+        }
+        try:
+            self._db.put_item(
+                TableName=self.table,
+                Item={
+                    **_key(f"c#{message.conversation_id}", _reply_sk(message.id)),
+                    "doc": {"S": json.dumps(doc, ensure_ascii=False)},
+                    "status": {"S": "pending"},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except Exception as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def reply(self, conversation_id: str, reply_id: str) -> OutMessage | None:
+        item = self._db.get_item(
+            TableName=self.table, Key=_key(f"c#{conversation_id}", _reply_sk(reply_id)), ConsistentRead=True
+        ).get("Item")
+        return _out_message(item) if item else None
+
+    def replies(self, conversation_id: str) -> list[OutMessage]:
+        found: list[OutMessage] = []
+        paginator = self._db.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :p AND begins_with(sk, :o)",
+            ExpressionAttributeValues={":p": {"S": f"c#{conversation_id}"}, ":o": {"S": "o#"}},
+            ConsistentRead=True,
+        ):
+            found.extend(_out_message(item) for item in page["Items"])
+        return sorted(found, key=lambda r: (r.created_at, r.id))
+
+    def mark_reply(
+        self,
+        conversation_id: str,
+        reply_id: str,
+        *,
+        status: str,
+        at: int,
+        error: str | None = None,
+        platform_id: str | None = None,
+    ) -> bool:
+        """Move a pending reply to ``status`` (sent or failed): one write conditional on it still being pending,
+        so a redelivery (or a racing attempt) records nothing a second time. False when it was not pending."""
+        sets, values = ["#s = :s"], {":s": {"S": status}, ":pending": {"S": "pending"}}
+        if status == "sent":
+            sets.append("sent_at = :t")
+            values[":t"] = {"N": str(at)}
+        if error:
+            sets.append("#e = :e")
+            values[":e"] = {"S": error[:2000]}
+        if platform_id:
+            sets.append("platform_id = :i")
+            values[":i"] = {"S": platform_id}
+        try:
+            self._db.update_item(
+                TableName=self.table,
+                Key=_key(f"c#{conversation_id}", _reply_sk(reply_id)),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_exists(pk) AND #s = :pending",
+                ExpressionAttributeNames={"#s": "status", **({"#e": "error"} if error else {})},
+                ExpressionAttributeValues=values,
+            )
+        except Exception as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
 
     # -- crm state ---------------------------------------------------------------------------------
     def crm_view(self, conversation_id: str, envelope: Envelope) -> CrmView:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from switchboard.chat_start import ChatDeps
     from switchboard.edge import EdgeDeps
     from switchboard.names import NameLookup
+    from switchboard.sender_stage import SenderDeps
 
 
 def edge_deps() -> EdgeDeps:
@@ -108,3 +109,20 @@ def route_fetching(reader: DynamoSettings, conversations: DynamoConversations) -
         blobs=S3BlobStore(env("ATTACHMENTS_BUCKET")),
     )
     return names, keeper
+
+
+def sender_deps() -> SenderDeps:
+    """sender: the conversations (replies and their delivery), the accounts and their secrets, and one outbound
+    HTTP client whose address policy is the same switch as the attachment fetcher's (loopback only locally)."""
+    from switchboard.outbound_http import Client, policy_from_env
+    from switchboard.sender_stage import SenderDeps
+
+    deps = SenderDeps(
+        settings=DynamoSettings(env("SETTINGS_TABLE")),
+        secrets=PowertoolsSecrets(),
+        secrets_prefix=env("SECRETS_PREFIX"),
+        conversations=DynamoConversations(env("CONVERSATIONS_TABLE")),
+        http=Client(policy_from_env()),
+    )
+    warm_clients("dynamodb", "sqs", "secretsmanager")
+    return deps
