@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -414,15 +415,18 @@ class DynamoConversations:
     def add_message(self, conversation_id: str, envelope: Envelope, seq: int) -> bool:
         return self.put_message(conversation_id, envelope, seq).new
 
+    def _items_under(self, conversation_id: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """The pages of a conversation's items whose sort key starts with ``prefix`` (m#: in, o#: out)."""
+        yield from self._db.get_paginator("query").paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+            ExpressionAttributeValues={":p": {"S": f"c#{conversation_id}"}, ":s": {"S": prefix}},
+            ConsistentRead=True,
+        )
+
     def messages(self, conversation_id: str) -> list[Envelope]:
         rows: list[tuple[int, int, Envelope]] = []
-        paginator = self._db.get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self.table,
-            KeyConditionExpression="pk = :p AND begins_with(sk, :m)",
-            ExpressionAttributeValues={":p": {"S": f"c#{conversation_id}"}, ":m": {"S": "m#"}},
-            ConsistentRead=True,
-        ):
+        for page in self._items_under(conversation_id, "m#"):
             for item in page["Items"]:
                 envelope = Envelope.from_json(item["doc"]["S"])
                 rows.append((envelope.sent_at, int(item["seq"]["N"]), envelope))
@@ -492,13 +496,7 @@ class DynamoConversations:
 
     def replies(self, conversation_id: str) -> list[OutMessage]:
         found: list[OutMessage] = []
-        paginator = self._db.get_paginator("query")
-        for page in paginator.paginate(
-            TableName=self.table,
-            KeyConditionExpression="pk = :p AND begins_with(sk, :o)",
-            ExpressionAttributeValues={":p": {"S": f"c#{conversation_id}"}, ":o": {"S": "o#"}},
-            ConsistentRead=True,
-        ):
+        for page in self._items_under(conversation_id, "o#"):
             found.extend(_out_message(item) for item in page["Items"])
         return sorted(found, key=lambda r: (r.created_at, r.id))
 

@@ -15,7 +15,7 @@ import hmac
 from abc import ABC
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from switchboard import safe_json
@@ -23,6 +23,9 @@ from switchboard.envelope import Attachment, Customer, Envelope
 from switchboard.errors import BadRequest, HttpError, Permanent, Retryable, SecretMissing, Unauthorized
 from switchboard.settings import Account
 from switchboard.web import WebhookRequest, WebhookResponse
+
+if TYPE_CHECKING:
+    from switchboard.outbound_http import OutboundError, Redactor
 
 
 def stored_secret(secrets: Mapping[str, Any], name: str) -> str:
@@ -305,3 +308,19 @@ class ChannelAdapter(ABC):
     def webhook_path(self, account_id: str) -> str:
         """The account's webhook below the API's URL (interface section 2)."""
         return f"/webhooks/{self.channel}/{account_id}"
+
+
+def send_secret(secrets: Mapping[str, Any], name: str) -> str:
+    """The secret ``name`` for a send, or a refusal naming it (never a value): a set-up error no retry fixes."""
+    value = secrets.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise SendRefused(f"the account has no usable {name} secret", code="not_configured")
+    return value
+
+
+def transport_failure(platform: str, exc: OutboundError, redact: Redactor) -> Exception:
+    """A call that got no answer: retryable when another try may get one (timeout, connection), else refused."""
+    reason = redact(str(exc))
+    if exc.retryable:
+        return SendRetryable(f"{platform} send failed: {reason}", retry_after=exc.retry_after)
+    return SendRefused(f"{platform} send failed: {reason}", code="request_failed")

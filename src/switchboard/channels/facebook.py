@@ -55,7 +55,9 @@ from switchboard.channels.base import (
     SendRetryable,
     Sent,
     require_secret,
+    send_secret,
     stored_secret,
+    transport_failure,
 )
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.errors import BadRequest, Forbidden, Unauthorized
@@ -290,7 +292,7 @@ class FacebookAdapter(ChannelAdapter):
         and asking it costs the page's rate limit. Messenger has no idempotency key; the caller records
         the attempt before calling, so only a retry after an unknown outcome can double a message.
         """
-        token = _send_secret(secrets, "page_access_token")
+        token = send_secret(secrets, "page_access_token")
         if not reply.text.strip():
             raise SendRefused("the reply has no text to send", code="empty_reply")
         body: dict[str, Any] = {"recipient": {"id": reply.customer_id}, "message": {"text": reply.text}}
@@ -311,7 +313,7 @@ class FacebookAdapter(ChannelAdapter):
                 data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
             )
         except outbound_http.OutboundError as exc:
-            raise _transport_failure("Messenger", exc, redact) from None
+            raise transport_failure("Messenger", exc, redact) from None
         return _send_outcome(response, redact)
 
     def profile_name(self, body: Any) -> str | None:
@@ -473,22 +475,6 @@ def _message(message: dict[str, Any]) -> tuple[str, str | None, tuple[Attachment
     if location is not None:
         detail["location"] = location
     return kind, text, tuple(attachments), detail
-
-
-def _send_secret(secrets: Mapping[str, Any], name: str) -> str:
-    """The secret ``name`` for a send, or a refusal naming it (never a value): a set-up error no retry fixes."""
-    value = secrets.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise SendRefused(f"the account has no usable {name} secret", code="not_configured")
-    return value
-
-
-def _transport_failure(platform: str, exc: outbound_http.OutboundError, redact: outbound_http.Redactor) -> Exception:
-    """A call that got no answer: retryable when another try may get one (timeout, connection), else refused."""
-    reason = redact(str(exc))
-    if exc.retryable:
-        return SendRetryable(f"{platform} send failed: {reason}", retry_after=exc.retry_after)
-    return SendRefused(f"{platform} send failed: {reason}", code="request_failed")
 
 
 # -- sending --------------------------------------------------------------------------------------

@@ -57,7 +57,9 @@ from switchboard.channels.base import (
     SendRetryable,
     Sent,
     require_secret,
+    send_secret,
     stored_secret,
+    transport_failure,
 )
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer
 from switchboard.errors import BadRequest, Unauthorized
@@ -212,7 +214,7 @@ class GbmAdapter(ChannelAdapter):
         try:
             response = http.request("POST", url, limits=SEND_LIMITS, headers=headers, data=json.dumps(body).encode("utf-8"))
         except outbound_http.OutboundError as exc:
-            raise _transport_failure("Business Messages", exc, redact) from None
+            raise transport_failure("Business Messages", exc, redact) from None
         if response.ok or response.status == 409:
             return Sent(platform_id=message_id)
         if response.status == 401:
@@ -415,22 +417,6 @@ def _rfc3339(millis: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}000Z"
 
 
-def _send_secret(secrets: Mapping[str, Any], name: str) -> str:
-    """The secret ``name`` for a send, or a refusal naming it (never a value): a set-up error no retry fixes."""
-    value = secrets.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise SendRefused(f"the account has no usable {name} secret", code="not_configured")
-    return value
-
-
-def _transport_failure(platform: str, exc: outbound_http.OutboundError, redact: outbound_http.Redactor) -> Exception:
-    """A call that got no answer: retryable when another try may get one (timeout, connection), else refused."""
-    reason = redact(str(exc))
-    if exc.retryable:
-        return SendRetryable(f"{platform} send failed: {reason}", retry_after=exc.retry_after)
-    return SendRefused(f"{platform} send failed: {reason}", code="request_failed")
-
-
 # -- sending --------------------------------------------------------------------------------------
 
 
@@ -438,7 +424,7 @@ def _service_account(secrets: Mapping[str, Any]) -> dict[str, str]:
     """The service account's fields a grant needs, or not_configured naming what is missing (never a value)."""
     raw = secrets.get("service_account_json")
     if isinstance(raw, str):
-        raw = _send_secret(secrets, "service_account_json")
+        raw = send_secret(secrets, "service_account_json")
         try:
             raw = safe_json.loads(raw)
         except safe_json.JsonError:
@@ -491,7 +477,7 @@ def _access_token(account_info: Mapping[str, str], http: Any, redact: outbound_h
     try:
         response = http.request("POST", account_info["token_uri"], limits=SEND_LIMITS, data=form)
     except outbound_http.OutboundError as exc:
-        raise _transport_failure("the Google token endpoint", exc, redact) from None
+        raise transport_failure("the Google token endpoint", exc, redact) from None
     if not response.ok:
         raise _failure("the Google token endpoint", response, redact, refused="not_authorized")
     try:

@@ -26,7 +26,18 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from switchboard import outbound_http
-from switchboard.channels.base import ChannelAdapter, Event, FetchRequest, Reply, SendRefused, SendRetryable, Sent, stored_secret
+from switchboard.channels.base import (
+    ChannelAdapter,
+    Event,
+    FetchRequest,
+    Reply,
+    SendRefused,
+    SendRetryable,
+    Sent,
+    send_secret,
+    stored_secret,
+    transport_failure,
+)
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.errors import BadRequest
 from switchboard.settings import Account
@@ -341,22 +352,6 @@ def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
         pieces.append(rest[:cut])
         rest = rest[cut:]
     return [piece for piece in pieces if piece.strip()]
-
-
-def send_secret(secrets: Mapping[str, Any], name: str) -> str:
-    """The secret ``name`` for a send, or a refusal naming it (never a value): a set-up error no retry fixes."""
-    value = secrets.get(name)
-    if not isinstance(value, str) or not value.strip():
-        raise SendRefused(f"the account has no usable {name} secret", code="not_configured")
-    return value
-
-
-def transport_failure(platform: str, exc: outbound_http.OutboundError, redact: outbound_http.Redactor) -> Exception:
-    """A call that got no answer: retryable when another try may get one (timeout, connection), else refused."""
-    reason = redact(str(exc))
-    if exc.retryable:
-        return SendRetryable(f"{platform} send failed: {reason}", retry_after=exc.retry_after)
-    return SendRefused(f"{platform} send failed: {reason}", code="request_failed")
 
 
 def _push_outcome(response: outbound_http.Response, redact: outbound_http.Redactor) -> str | None:
