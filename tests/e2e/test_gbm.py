@@ -8,17 +8,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from fakes.platform import FakePlatform
 
 from switchboard.channels.gbm import GbmAdapter, build_message
+from switchboard.channels.gbm import sign as sign_gbm
 from switchboard.envelope import Envelope
 from switchboard.settings import Account
 from switchboard.web import WebhookRequest
 
-from ._stack import ROOT, Stack
+from ._stack import ROOT, Stack, dump_config, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -315,7 +318,9 @@ def test_recorded_payload_through_the_http_edge(stack: Stack, name: str) -> None
 
     ok(stack.post_gbm(GBM, body))
 
-    if not expected:  # typing, receipts, or a status with placeholder booleans: nothing may appear
+    # Typing, a status with placeholder booleans, or receipts (they name replies this new conversation
+    # never had, so the route stage applies them to nothing): no message may appear.
+    if all(e.kind == "receipt" for e in expected):
         ok(stack.post_gbm(GBM, message(conversation, "barrier", message_id=f"barrier-{conversation}")))
         view = stack.wait_stored(GBM, conversation)
         assert [m["id"] for m in view["messages"]] == [f"gbm:{GBM}:barrier-{conversation}"]
@@ -331,3 +336,77 @@ def test_recorded_payload_through_the_http_edge(stack: Stack, name: str) -> None
         assert (got["kind"], got["text"]) == (envelope.kind, envelope.text)
     assert view["requested_live_agent"] is bool(envelope.data.get("requested_live_agent"))
     assert "AUTHORIZATION_CODE" not in json.dumps(view)  # an authentication code is never kept
+
+
+# -- receipts move the delivery of Switchboard's replies ------------------------------------------------
+
+REPLIES = "e2e-gbm-replies"
+REPLIES_TOKEN = "E2EGBMREPLYCLTKN"
+
+
+@pytest.fixture(scope="module")
+def replies_platform(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakePlatform]:
+    """A GBM account whose replies go to the fake platform (the config's accounts reach no Google)."""
+    with FakePlatform() as fake:
+        document = {
+            "accounts": [
+                {
+                    "id": REPLIES,
+                    "channel": "gbm",
+                    "name": "GBM replies and receipts e2e",
+                    "brand_id": "e2e-brand",
+                    "agent_id": "e2e-agent-replies",
+                    "workstream": "gbm-replies",
+                    "api_base_url": fake.url,
+                    "secrets": {"client_token": REPLIES_TOKEN, "service_account_json": json.dumps(fake.gbm_service_account())},
+                }
+            ],
+            "workstreams": [{"id": "gbm-replies", "fallback_queue": "gbm-replies"}],
+        }
+        path = tmp_path_factory.mktemp("gbm-replies") / "gbm-replies.yaml"
+        path.write_text(dump_config(document))
+        applied = stack.cli("apply", str(path)).stdout
+        assert f"account {REPLIES}" in applied, applied
+        yield fake
+
+
+def post_replies_account(stack: Stack, body: bytes) -> None:
+    headers = {"Content-Type": "application/json", "X-Goog-Signature": sign_gbm(REPLIES_TOKEN, body)}
+    ok(requests.post(f"{stack.url}/webhooks/gbm/{REPLIES}", data=body, headers=headers, timeout=10))
+
+
+def receipt(conversation: str, message_id: str, receipt_type: str) -> bytes:
+    body = {
+        "agent": "brands/e2e-brand/agents/e2e-agent-replies",
+        "conversationId": conversation,
+        "requestId": str(uuid.uuid4()).upper(),
+        # Google writes ids in capitals; the send recorded the messageId it derived, in lowercase.
+        "receipts": {
+            "receipts": [{"message": f"conversations/{conversation}/messages/{message_id.upper()}", "receiptType": receipt_type}]
+        },
+        "sendTime": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()),
+    }
+    return json.dumps(body).encode()
+
+
+def test_receipts_mark_the_reply_delivered_then_read_and_are_never_messages(stack: Stack, replies_platform: FakePlatform) -> None:
+    conversation = new_conversation()
+    body = build_message(conversation, "is my order ready?", brand_id="e2e-brand", agent_id="e2e-agent-replies")
+    post_replies_account(stack, body)
+    conversation_id = stack.wait_conversation(REPLIES, conversation)["conversation_id"]
+    stack.cli("reply", conversation_id, "--text", "Ready for pickup.")
+    (sent,) = wait_for(
+        lambda: [s for s in replies_platform.gbm_sent() if s.conversation_id == conversation] or None, "the reply sent"
+    )
+
+    def delivery(status: str) -> dict[str, Any] | None:
+        view = stack.show(conversation_id)
+        out = [m for m in view["messages"] if m["direction"] == "out"]
+        return view if out and out[0]["delivery"]["status"] == status else None
+
+    wait_for(lambda: delivery("sent"), "the reply marked sent")
+    post_replies_account(stack, receipt(conversation, sent.message_id, "DELIVERED"))
+    wait_for(lambda: delivery("delivered"), "the reply marked delivered")
+    post_replies_account(stack, receipt(conversation, sent.message_id, "READ"))
+    view = wait_for(lambda: delivery("read"), "the reply marked read")
+    assert [(m["direction"], m["text"]) for m in view["messages"]] == [("in", "is my order ready?"), ("out", "Ready for pickup.")]

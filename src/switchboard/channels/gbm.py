@@ -28,10 +28,18 @@ message, text is a signed storage URL  image     users' images arrive only this 
 suggestionResponse                     postback  text = the suggestion's text, postbackData in data
 userStatus.requestedLiveAgent true     event     data["requested_live_agent"] = True, for routing
 userStatus otherwise (typing)          (skipped) presence noise, not something the customer said
-receipts (read, delivered)             (skipped) receipts are never messages
+receipts (read, delivered)             receipt   never a message: data["receipt"] names the replies
+                                                 (their messageIds) and the status, and the route
+                                                 stage moves their delivery forward
 surveyResponse,                        event     detail in data
 authenticationResponse, unknown
 =====================================  ========  ===================================================
+
+A receipt names a message as ``conversations/{conversationId}/messages/{messageId}``; the messageId
+is what :meth:`GbmAdapter.send` derived from the reply and recorded as ``Sent.platform_id``, so the
+receipt's ``platform_ids`` are those ids, compared as lowercase UUIDs (Google's samples write ids in
+capitals). A receipt naming another conversation's message, or of a type other than READ or
+DELIVERED, is skipped: it cannot be about this conversation's replies.
 """
 
 from __future__ import annotations
@@ -61,7 +69,7 @@ from switchboard.channels.base import (
     stored_secret,
     transport_failure,
 )
-from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer
+from switchboard.envelope import RECEIPT, UNSUPPORTED_TEXT, Attachment, Customer
 from switchboard.errors import BadRequest, Unauthorized
 from switchboard.settings import Account, account_from_dict
 from switchboard.web import WebhookRequest, WebhookResponse
@@ -81,7 +89,8 @@ _PAYLOAD_KEYS = ("message", "suggestionResponse", "userStatus", "receipts", "sur
 _VERIFICATION_KEYS = frozenset({"clientToken", "secret"})
 # The verification body is two short strings; anything much larger is a message and is not parsed twice.
 _VERIFICATION_MAX_BYTES = 4096
-_RECEIPT_KINDS = {"READ": "read receipt", "DELIVERED": "delivery receipt"}
+# receiptType -> the delivery status it moves Switchboard's reply to (channels.base.RECEIPT_STATUSES).
+_RECEIPT_STATUSES = {"DELIVERED": "delivered", "READ": "read"}
 # How much of a body's own value (an agent name) a skip reason repeats: log lines stay small.
 _SHOWN_CHARS = 120
 # The conversation `switchboard send gbm` writes in without --user (a GBM conversationId is a UUID):
@@ -271,9 +280,7 @@ class GbmAdapter(ChannelAdapter):
         payload_type = next((k for k in _PAYLOAD_KEYS if isinstance(body.get(k), dict)), None)
         payload: dict[str, Any] = body[payload_type] if payload_type else {}
         if payload_type == "receipts":
-            # Receipts are never messages; a later reply-status feature will read them.
-            kinds = _receipt_kinds(payload)
-            return [], [f"{kinds} in conversation {body['conversationId']!r} makes no envelope"]
+            return _receipts(body, payload, received_at=received_at)
 
         data: dict[str, Any] = {"event": payload_type or _unknown_type(body)}
         for source, target in (("agent", "agent"), ("requestId", "request_id"), ("customAgentId", "custom_agent_id")):
@@ -346,12 +353,73 @@ def _not_this_agent(agent: Any, account: Account) -> str | None:
     return None
 
 
-def _receipt_kinds(payload: Mapping[str, Any]) -> str:
-    """What the receipts are, for the log: read, delivery, both, or plain "receipts" when no type is given."""
+def _receipts(body: Mapping[str, Any], payload: Mapping[str, Any], *, received_at: int) -> tuple[list[Event], list[str]]:
+    """One receipt event per status the body reports, naming the messageIds it covers; never a message.
+
+    Entries Switchboard cannot apply (another conversation's message, an unknown type, no message) are
+    skipped with the reason, the others still count.
+    """
+    conversation_id = str(body["conversationId"])
     items = payload.get("receipts")
-    types = [r.get("receiptType") for r in items if isinstance(r, dict)] if isinstance(items, list) else []
-    kinds = dict.fromkeys(_RECEIPT_KINDS.get(t, "receipt") if isinstance(t, str) else "receipt" for t in types)
-    return ", ".join(kinds) or "receipts"
+    if not isinstance(items, list) or not items:
+        return [], [f"receipts in conversation {conversation_id!r} list no receipt"]
+    ids: dict[str, list[str]] = {}
+    skipped: list[str] = []
+    for index, item in enumerate(items):
+        where = f"receipts.receipts[{index}]"
+        fields = _obj(item)
+        receipt_type = fields.get("receiptType")
+        status = _RECEIPT_STATUSES.get(receipt_type) if isinstance(receipt_type, str) else None
+        if status is None:
+            skipped.append(f"{where} is a {str(receipt_type)[:40]!r} receipt, not READ or DELIVERED")
+            continue
+        message_id = _receipt_message_id(fields.get("message"), conversation_id)
+        if message_id is None:
+            shown = repr(fields.get("message"))[:_SHOWN_CHARS]
+            skipped.append(f"{where} names no message of conversation {conversation_id!r} ({shown})")
+            continue
+        ids.setdefault(status, [])
+        if message_id not in ids[status]:
+            ids[status].append(message_id)
+    if not ids:
+        return [], skipped
+    base_key = str(body["requestId"]) if body.get("requestId") else _body_digest(body)
+    sent_at = _parse_time(payload.get("createTime")) or _parse_time(body.get("sendTime")) or received_at
+    events = [
+        Event(
+            key=f"receipt:{base_key}:{status}",
+            customer=Customer(id=conversation_id),
+            kind=RECEIPT,
+            text=None,
+            sent_at=sent_at,
+            data={"receipt": {"status": status, "platform_ids": platform_ids}},
+        )
+        for status, platform_ids in ids.items()
+    ]
+    return events, skipped
+
+
+def _receipt_message_id(name: Any, conversation_id: str) -> str | None:
+    """The messageId in ``conversations/{conversationId}/messages/{messageId}``, as :meth:`GbmAdapter.send` records it.
+
+    A bare id is taken as it is; a name under another conversation gives None. A UUID is written the
+    way ``str(uuid.UUID(...))`` writes it, lowercase, so Google's capitals still match the sent id.
+    """
+    if not isinstance(name, str) or not name.strip():
+        return None
+    text = name.strip()
+    prefix, marker, message_id = text.rpartition("/messages/")
+    if marker:
+        if prefix != f"conversations/{conversation_id}" or not message_id or "/" in message_id:
+            return None
+    elif "/" in text:
+        return None
+    else:
+        message_id = text
+    try:
+        return str(uuid.UUID(message_id))
+    except ValueError:
+        return message_id
 
 
 def _wrong_client_token() -> Unauthorized:
@@ -374,6 +442,10 @@ def _event_key(body: Mapping[str, Any], payload_type: str | None, payload: Mappi
         return str(payload["messageId"])
     if body.get("requestId"):
         return str(body["requestId"])
+    return _body_digest(body)
+
+
+def _body_digest(body: Mapping[str, Any]) -> str:
     return "sha256-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 

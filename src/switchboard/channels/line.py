@@ -9,6 +9,34 @@ Only events of a customer become envelopes: an event whose ``source`` names no u
 switches ``activated``/``deactivated`` (our own API calls, not anything a customer did) and the
 notification-message ``delivery`` completion (a delivery receipt) are logged as skipped. Stored,
 they would open a conversation, and with a CRM a contact and ticket, for a customer who said nothing.
+
+Replies go by push (protocols.md 8.1): the text first, then the agent's files as message objects in
+the same push where they fit (at most five messages a request), each request under its own
+``X-Line-Retry-Key`` derived from the reply, so a retry never doubles what LINE accepted. LINE
+fetches a file from its ``originalContentUrl`` (the presigned URL into the attachments bucket). What
+LINE's message objects require decides which files can go (LINE's reference, message objects; URLs
+HTTPS and at most 2,000 characters):
+
+- **image** (JPEG or PNG, at most 10 MB): sent, with the same URL as ``previewImageUrl``. LINE asks
+  for a preview of at most 1 MB and says a device may show the original as the preview anyway;
+  Switchboard makes no thumbnails, so a larger image goes with itself as its preview, and LINE may
+  show it without one. This is the one place the message does not meet the letter of the reference.
+- **video** (mp4, 200 MB): LINE requires ``previewImageUrl``, a JPEG or PNG still of the video.
+  Switchboard has no such image and does not decode video to make one, and any other image would
+  misrepresent the file, so a video is not sent: it is named in ``Sent.unsent_files`` with the reason.
+- **audio** (mp3 or m4a, 200 MB): LINE requires ``duration`` in milliseconds. Switchboard does not
+  know it (the CRM does not say, and the send holds only a URL); inventing one would show the
+  customer a wrong length, so an audio file is not sent either. Reading it from the file is possible
+  for m4a (the ``mvhd`` box) but not soundly for mp3 (a VBR file has to be scanned), and belongs
+  where the bytes are stored rather than in the send; until then the reason names what is missing.
+- anything else, or a type or size LINE does not take: not sent, with the reason.
+
+A file goes only with or after the text: a push that holds text is refused whole when LINE refuses
+it, unless LINE's answer blames only file messages (``details[].property`` ``messages[i]...``):
+then those files are named unsent and the rest of the push is sent again under a retry key derived
+from the reply, the push and the files left out, the same on every attempt. Once text went, a later
+push of files only that LINE refuses leaves those files (and the ones after) unsent; the text counts
+as sent.
 """
 
 from __future__ import annotations
@@ -18,6 +46,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets as _secrets
 import time
 import uuid
@@ -30,6 +59,7 @@ from switchboard.channels.base import (
     ChannelAdapter,
     Event,
     FetchRequest,
+    OutFile,
     Reply,
     SendRefused,
     SendRetryable,
@@ -60,6 +90,12 @@ MONTHLY_LIMIT_MESSAGE = "monthly limit"
 # X-Line-Retry-Key is derived from the reply in this namespace: the same key on every try of a push.
 RETRY_KEY_NAMESPACE = uuid.UUID("6f1c3a52-8d2e-5b7a-9c41-2e0d7b6a1f39")
 SEND_LIMITS = outbound_http.Limits(deadline=10.0, max_bytes=64 * 1024)
+# LINE's message objects (reference, "Image message", "Video message", "Audio message").
+URL_LIMIT = 2000  # characters of originalContentUrl / previewImageUrl
+IMAGE_MAX_BYTES = 10_000_000  # "10 MB": read as decimal megabytes, the stricter reading
+IMAGE_TYPES = {"image/jpeg": "JPEG", "image/jpg": "JPEG", "image/pjpeg": "JPEG", "image/png": "PNG"}
+IMAGE_EXTENSIONS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG"}
+_BLAMED_MESSAGE = re.compile(r"messages\[(\d+)\]")
 _SHOWN_REASON = 300
 # The customer `switchboard send line` writes as without --user: stable, so repeated sends share a conversation.
 DEMO_USER = "U" + hashlib.md5(b"switchboard-demo-customer", usedforsecurity=False).hexdigest()
@@ -119,6 +155,9 @@ class LineAdapter(ChannelAdapter):
         },
     }
     required_secrets: ClassVar[tuple[str, ...]] = ("channel_secret", "channel_access_token")
+    # Video and audio are listed although LINE needs what Switchboard cannot give for them (see the
+    # module docstring): send() names them unsent with LINE's own reason rather than a generic one.
+    file_kinds: ClassVar[frozenset[str]] = frozenset({"image", "video", "audio"})
     signature_header = "X-Line-Signature"
     signing_key = "channel_secret"
 
@@ -167,34 +206,48 @@ class LineAdapter(ChannelAdapter):
         return (name.strip() or None) if isinstance(name, str) else None
 
     def send(self, reply: Reply, account: Account, secrets: Mapping[str, Any], http: Any) -> Sent:
-        """Push ``reply`` in as many requests as its length needs, each under its own derived retry key.
+        """Push the text, then the files, five messages a request, each request under its own derived retry key.
 
         A retry after an unknown outcome repeats every request with the same keys: LINE answers 409
         for a push it already accepted, which counts as sent, so the customer never sees a part twice.
+        Which messages go in which push depends only on the reply, never on an earlier attempt.
         """
         token = send_secret(secrets, "channel_access_token")
-        texts = split_text(reply.text)
-        if not texts:
+        entries: list[tuple[str | None, dict[str, Any]]] = [(None, {"type": "text", "text": t}) for t in split_text(reply.text)]
+        unsent: list[tuple[str, str]] = []
+        for file in reply.files:
+            message, why = file_message(file)
+            if message is None:
+                unsent.append((file.name, why))
+            else:
+                entries.append((file.name, message))
+        if not entries:
+            if unsent:
+                shown = "; ".join(f"{name}: {why}" for name, why in unsent)
+                raise SendRefused(f"the reply has no text and LINE takes none of its files ({shown})", code="unsupported_file")
             raise SendRefused("the reply has no text to send", code="empty_reply")
-        base = str(account.option("api_base_url") or DEFAULT_API_BASE_URL).rstrip("/")
-        redact = outbound_http.Redactor([token])
+        pusher = _Pusher(http, str(account.option("api_base_url") or DEFAULT_API_BASE_URL).rstrip("/"), token, reply)
         accepted: str | None = None
-        for index in range(0, len(texts), MESSAGES_PER_PUSH):
-            batch = texts[index : index + MESSAGES_PER_PUSH]
-            body = {"to": reply.customer_id, "messages": [{"type": "text", "text": text} for text in batch]}
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Content-Type": "application/json",
-                "X-Line-Retry-Key": retry_key(reply.id, index // MESSAGES_PER_PUSH),
-            }
-            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        went = False  # some push was accepted: the customer has (part of) the reply
+        batches = [entries[i : i + MESSAGES_PER_PUSH] for i in range(0, len(entries), MESSAGES_PER_PUSH)]
+        for number, batch in enumerate(batches):
+            files_only = all(name is not None for name, _ in batch)
             try:
-                response = http.request("POST", f"{base}/v2/bot/message/push", limits=SEND_LIMITS, headers=headers, data=data)
-            except outbound_http.OutboundError as exc:
-                raise transport_failure("LINE", exc, redact) from None
-            request_id = _push_outcome(response, redact)
-            accepted = accepted or request_id
-        return Sent(platform_id=accepted)
+                request_id, refused_files = pusher.push(number, batch)
+            except SendRefused as exc:
+                if not (went and files_only):
+                    raise
+                # The text went; a refusal not pinned on single files (recipient, limit, token) holds for the rest too.
+                unsent += [(str(name), f"LINE refused it: {exc.message}") for later in batches[number:] for name, _ in later]
+                break
+            unsent += refused_files
+            if len(refused_files) < len(batch):  # LINE accepted the rest of the push
+                went = True
+                accepted = accepted or request_id
+        if not went:
+            shown = "; ".join(f"{name}: {why}" for name, why in unsent)
+            raise SendRefused(f"LINE took none of the reply's files ({shown})", code="unsupported_file")
+        return Sent(platform_id=accepted, unsent_files=tuple(unsent))
 
     def simulated_body(self, account: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None) -> bytes:
         # A replay (an event id given) is marked as LINE marks its own redeliveries.
@@ -322,9 +375,96 @@ def _message(message: dict[str, Any]) -> tuple[str, str | None, tuple[Attachment
 # -- sending --------------------------------------------------------------------------------------
 
 
-def retry_key(reply_id: str, push: int) -> str:
-    """The X-Line-Retry-Key of the reply's ``push``-th request: a UUID that is the same on every try."""
-    return str(uuid.uuid5(RETRY_KEY_NAMESPACE, f"{reply_id}/{push}"))
+def retry_key(reply_id: str, push: int, without: tuple[int, ...] = ()) -> str:
+    """The X-Line-Retry-Key of the reply's ``push``-th request: a UUID that is the same on every try.
+
+    ``without``: the positions (in that push) of files LINE refused, when the push is sent again
+    without them; a different request, so a different key, but again the same on every attempt.
+    """
+    name = f"{reply_id}/{push}" + (f"/without/{','.join(map(str, without))}" if without else "")
+    return str(uuid.uuid5(RETRY_KEY_NAMESPACE, name))
+
+
+def file_message(file: OutFile) -> tuple[dict[str, Any] | None, str]:
+    """The LINE message object for an agent's file, or None and why LINE cannot be given this file."""
+    if file.kind == "video":
+        return None, ("LINE needs a preview image for a video (previewImageUrl), and Switchboard has none to give")
+    if file.kind == "audio":
+        return None, "LINE needs the audio's duration in milliseconds, and Switchboard does not know it"
+    if file.kind != "image":
+        return None, f"LINE replies do not carry {file.kind} files"
+    image_type = _image_type(file)
+    if image_type is None:
+        return None, f"LINE takes only JPEG or PNG images, and this is {file.content_type or 'of an unknown type'}"
+    if file.size is not None and file.size > IMAGE_MAX_BYTES:
+        return None, f"LINE takes images of at most 10 MB, and this is {file.size} bytes"
+    if not file.url.startswith("https://") and not file.url.startswith("http://"):
+        return None, "the file has no web address LINE could fetch it from"
+    if len(file.url) > URL_LIMIT:
+        return None, f"the file's address is {len(file.url)} characters, more than LINE's {URL_LIMIT}"
+    return {"type": "image", "originalContentUrl": file.url, "previewImageUrl": file.url}, ""
+
+
+def _image_type(file: OutFile) -> str | None:
+    """JPEG or PNG from the content type, or from the name when no content type is known."""
+    if file.content_type:
+        return IMAGE_TYPES.get(file.content_type.split(";", 1)[0].strip().lower())
+    _, dot, extension = file.name.rpartition(".")
+    return IMAGE_EXTENSIONS.get(extension.lower()) if dot else None
+
+
+class _Pusher:
+    """POSTs the reply's pushes with the channel access token, each under its derived retry key."""
+
+    def __init__(self, http: Any, base: str, token: str, reply: Reply) -> None:
+        self.http = http
+        self.url = f"{base}/v2/bot/message/push"
+        self.token = token
+        self.reply = reply
+        self.redact = outbound_http.Redactor([token])
+
+    def push(self, number: int, batch: list[tuple[str | None, dict[str, Any]]]) -> tuple[str | None, list[tuple[str, str]]]:
+        """LINE's request id for push ``number`` (None when none of it could go) and the files LINE refused.
+
+        A 400 that blames only file messages sends the push again without them; anything else LINE
+        refuses is raised.
+        """
+        without: list[int] = []
+        refused: list[tuple[str, str]] = []
+        while True:
+            kept = [(position, entry) for position, entry in enumerate(batch) if position not in without]
+            if not kept:
+                return None, refused
+            try:
+                return self._post(number, [message for _, (_, message) in kept], tuple(without)), refused
+            except _Blamed as blamed:
+                files = {kept[i][0] for i in blamed.indices if i < len(kept) and kept[i][1][0] is not None}
+                if not files or len(files) < len(blamed.indices):
+                    raise blamed.refusal from None  # LINE blames the text (or nothing it names): the reply is refused
+                without = sorted({*without, *files})
+                refused += [(str(batch[p][0]), f"LINE refused it: {blamed.refusal.message}") for p in sorted(files)]
+
+    def _post(self, number: int, messages: list[dict[str, Any]], without: tuple[int, ...]) -> str | None:
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Content-Type": "application/json",
+            "X-Line-Retry-Key": retry_key(self.reply.id, number, without),
+        }
+        data = json.dumps({"to": self.reply.customer_id, "messages": messages}, ensure_ascii=False).encode("utf-8")
+        try:
+            response = self.http.request("POST", self.url, limits=SEND_LIMITS, headers=headers, data=data)
+        except outbound_http.OutboundError as exc:
+            raise transport_failure("LINE", exc, self.redact) from None
+        return _push_outcome(response, self.redact)
+
+
+class _Blamed(Exception):
+    """LINE refused a push (HTTP 400) naming which of its messages were wrong."""
+
+    def __init__(self, refusal: SendRefused, indices: set[int]) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
+        self.indices = indices
 
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
@@ -369,6 +509,9 @@ def _push_outcome(response: outbound_http.Response, redact: outbound_http.Redact
         raise SendRetryable(reason, retry_after=failure.retry_after)
     if response.status == 400 and ("to" in properties or "'to'" in message):
         raise SendRefused(reason, code="invalid_recipient")
+    blamed = {int(m.group(1)) for p in properties if (m := _BLAMED_MESSAGE.match(p))}
+    if response.status == 400 and blamed:
+        raise _Blamed(SendRefused(reason, code="refused"), blamed)
     if response.status in (401, 403):
         raise SendRefused(reason, code="not_authorized")
     raise SendRefused(reason, code="refused")

@@ -7,13 +7,14 @@ ones) are the only traffic the adapter will ever see, which is why they are exha
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from switchboard.channels.gbm import GbmAdapter, agent_name, build_message, sign
+from switchboard.channels.gbm import MESSAGE_ID_NAMESPACE, GbmAdapter, agent_name, build_message, sign
 from switchboard.envelope import Envelope
 from switchboard.errors import BadRequest, Unauthorized
 from switchboard.settings import Account
@@ -65,7 +66,7 @@ def parse(body: bytes, acct: Account | None = None) -> tuple[list[Envelope], lis
 class Expected:
     kind: str
     customer: str
-    key: str  # the envelope id after "gbm:gbm-agent:"; "sha256-" means "a hash of the body"
+    key: str  # the envelope id after "gbm:gbm-agent:"; ending "sha256-" means "then a hash of the body"
     text: str | None = None
     attachments: tuple[tuple[str, str | None], ...] = ()
     name: str | None = None
@@ -134,9 +135,31 @@ CASES: list[tuple[str, list[Expected], list[str]]] = [
         [],
     ),
     ("gbm_event-receive.json", [], ["userStatus (not typing)"]),
-    # Receipts are never messages (interface section 4): logged as skipped, no envelope.
-    ("gbm_read-receipt.json", [], ["read receipt in conversation 'CONVERSATION_ID'"]),
-    ("gbm_user-receipt.json", [], ["delivery receipt in conversation 'CONVERSATION_ID'"]),
+    # Receipts are never messages (interface section 4): a receipt envelope naming the message it covers.
+    (
+        "gbm_read-receipt.json",
+        [
+            Expected(
+                "receipt",
+                "CONVERSATION_ID",
+                "receipt:sha256-",
+                data={"receipt": {"status": "read", "platform_ids": ["MESSAGE_ID"]}},
+            )
+        ],
+        [],
+    ),
+    (
+        "gbm_user-receipt.json",
+        [
+            Expected(
+                "receipt",
+                "CONVERSATION_ID",
+                "receipt:sha256-",
+                data={"receipt": {"status": "delivered", "platform_ids": ["MESSAGE_ID"]}},
+            )
+        ],
+        [],
+    ),
     (
         "gbm_realistic-text.json",
         [
@@ -216,8 +239,8 @@ def test_recorded_payload(name: str, expected: list[Expected], skipped: list[str
         assert envelope.customer.id == want.customer
         assert envelope.customer.name == want.name
         assert envelope.customer.locale == want.locale
-        if want.key == "sha256-":
-            assert envelope.id.startswith("gbm:gbm-agent:sha256-")
+        if want.key.endswith("sha256-"):
+            assert envelope.id.startswith(f"gbm:gbm-agent:{want.key}")
         else:
             assert envelope.id == f"gbm:gbm-agent:{want.key}"
         assert tuple((a.type, a.url) for a in envelope.attachments) == want.attachments
@@ -526,24 +549,83 @@ def test_the_agent_is_checked_after_the_body_is_known_to_be_gbms() -> None:
         parse(json.dumps({"agent": "brands/b9/agents/z"}).encode())
 
 
-# --- receipts are never messages ------------------------------------------------------------------------
+# --- receipts are never messages: they move the delivery of Switchboard's replies ---------------------------
+
+
+def receipts_body(receipts: Any, **fields: Any) -> bytes:
+    return body_of(conversationId="c1", receipts={"receipts": receipts, "createTime": "2022-10-11T23:03:03Z"}, **fields)
+
+
+def test_a_receipt_names_the_message_id_the_send_recorded() -> None:
+    # What send() records as Sent.platform_id is what the receipt's platform_ids hold, whatever Google's case.
+    message_id = str(uuid.uuid5(MESSAGE_ID_NAMESPACE, "reply-7"))
+    name = f"conversations/c1/messages/{message_id.upper()}"
+    envelopes, skipped = parse(receipts_body([{"message": name, "receiptType": "READ"}], requestId="r-9"))
+    (envelope,) = envelopes
+    assert skipped == []
+    assert (envelope.kind, envelope.text, envelope.attachments) == ("receipt", None, ())
+    assert envelope.data == {"receipt": {"status": "read", "platform_ids": [message_id]}}
+    assert envelope.id == "gbm:gbm-agent:receipt:r-9:read"
+    assert envelope.customer.id == "c1"
+    assert envelope.sent_at == 1665529383000  # receipts.createTime
+    assert Envelope.from_json(envelope.to_json()) == envelope
+
+
+def test_one_envelope_per_status_each_listing_its_messages_once() -> None:
+    receipts = [
+        {"message": "conversations/c1/messages/m1", "receiptType": "DELIVERED"},
+        {"message": "conversations/c1/messages/m2", "receiptType": "DELIVERED"},
+        {"message": "conversations/c1/messages/m1", "receiptType": "READ"},
+        {"message": "conversations/c1/messages/m1", "receiptType": "DELIVERED"},
+    ]
+    envelopes, skipped = parse(receipts_body(receipts, requestId="r-1"))
+    assert skipped == []
+    assert [(e.id, e.data["receipt"]) for e in envelopes] == [
+        ("gbm:gbm-agent:receipt:r-1:delivered", {"status": "delivered", "platform_ids": ["m1", "m2"]}),
+        ("gbm:gbm-agent:receipt:r-1:read", {"status": "read", "platform_ids": ["m1"]}),
+    ]
+    assert all(e.kind == "receipt" for e in envelopes)
 
 
 @pytest.mark.parametrize(
-    ("receipts", "reason"),
+    ("receipts", "reasons"),
     [
-        ([{"message": "m1", "receiptType": "READ"}], "read receipt"),
-        ([{"message": "m1", "receiptType": "DELIVERED"}], "delivery receipt"),
-        ([{"receiptType": "DELIVERED"}, {"receiptType": "READ"}, {"receiptType": "READ"}], "delivery receipt, read receipt"),
-        ([{"receiptType": "RECEIPT_TYPE_UNSPECIFIED"}], "receipt"),
-        ([], "receipts"),
-        ("junk", "receipts"),
+        ([{"receiptType": "DELIVERED"}], ["receipts.receipts[0] names no message of conversation 'c1' (None)"]),
+        (
+            [{"message": "conversations/other/messages/m1", "receiptType": "READ"}],
+            ["receipts.receipts[0] names no message of conversation 'c1' ('conversations/other/messages/m1')"],
+        ),
+        (
+            [{"message": "conversations/c1/messages/m1", "receiptType": "RECEIPT_TYPE_UNSPECIFIED"}],
+            ["receipts.receipts[0] is a 'RECEIPT_TYPE_UNSPECIFIED' receipt, not READ or DELIVERED"],
+        ),
+        ([], ["receipts in conversation 'c1' list no receipt"]),
+        ("junk", ["receipts in conversation 'c1' list no receipt"]),
+        (["junk"], ["receipts.receipts[0] is a 'None' receipt, not READ or DELIVERED"]),
     ],
-    ids=["read", "delivered", "both", "unspecified", "empty", "not-a-list"],
+    ids=["no-message", "other-conversation", "unspecified", "empty", "not-a-list", "not-an-object"],
 )
-def test_receipts_make_no_envelope(receipts: Any, reason: str) -> None:
-    envelopes, skipped = parse(
-        body_of(conversationId="c1", receipts={"receipts": receipts, "createTime": "2022-10-11T23:03:03Z"})
-    )
+def test_receipts_that_cannot_be_applied_make_no_envelope(receipts: Any, reasons: list[str]) -> None:
+    envelopes, skipped = parse(receipts_body(receipts))
     assert envelopes == []
-    assert skipped == [f"{reason} in conversation 'c1' makes no envelope"]
+    assert skipped == reasons
+
+
+def test_a_bad_entry_is_skipped_and_the_good_ones_still_count() -> None:
+    receipts = [{"message": "conversations/other/messages/x", "receiptType": "READ"}, {"message": "m5", "receiptType": "READ"}]
+    envelopes, skipped = parse(receipts_body(receipts))
+    assert [e.data["receipt"] for e in envelopes] == [{"status": "read", "platform_ids": ["m5"]}]
+    assert skipped == ["receipts.receipts[0] names no message of conversation 'c1' ('conversations/other/messages/x')"]
+
+
+def test_a_receipt_for_another_agent_is_still_skipped() -> None:
+    body = json.dumps(
+        {
+            "agent": "brands/b9/agents/someone-else",
+            "conversationId": "c1",
+            "receipts": {"receipts": [{"message": "conversations/c1/messages/m1", "receiptType": "READ"}]},
+        }
+    ).encode()
+    envelopes, skipped = parse(body)
+    assert envelopes == []
+    assert "not this account's agent" in skipped[0]
