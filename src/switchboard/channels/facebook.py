@@ -36,7 +36,6 @@ Items from ``standby`` (another app owns the thread) are normalised the same way
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import secrets as _secrets
 import time
@@ -44,41 +43,47 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from switchboard import outbound_http
 from switchboard.channels.base import (
-    ChannelAdapter,
     Event,
     FetchRequest,
-    ParseResult,
     Reply,
     SendRefused,
-    SendRetryable,
     Sent,
-    require_secret,
     send_secret,
-    stored_secret,
-    transport_failure,
+)
+from switchboard.channels.meta import (
+    ALLOW_SHA1_SETTING,
+    DEFAULT_GRAPH_BASE_URL,
+    EVENT_RECEIVED,
+    GRAPH_VERSION,
+    LEGACY_SIGNATURE_HEADER,
+    SIGNATURE_HEADER,
+    MetaAdapter,
+    appsecret_proof,
+    graph_base,
+    graph_base_url_setting,
+    sign_sha1,
+    sign_sha256,
 )
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
-from switchboard.errors import BadRequest, Forbidden, Unauthorized
 from switchboard.settings import Account
-from switchboard.web import WebhookRequest, WebhookResponse
 
-SIGNATURE_HEADER = "x-hub-signature-256"
-LEGACY_SIGNATURE_HEADER = "x-hub-signature"
-EVENT_RECEIVED = "EVENT_RECEIVED"
-DEFAULT_GRAPH_BASE_URL = "https://graph.facebook.com"
-# The Graph API version replies are sent with (the Send API's URL carries one; the profile look-up does not).
-GRAPH_VERSION = "v19.0"
-SEND_LIMITS = outbound_http.Limits(deadline=10.0, max_bytes=64 * 1024)
+__all__ = [
+    "DEFAULT_GRAPH_BASE_URL",
+    "EVENT_RECEIVED",
+    "GRAPH_VERSION",
+    "LEGACY_SIGNATURE_HEADER",
+    "SIGNATURE_HEADER",
+    "FacebookAdapter",
+    "build_message",
+    "messaging_window",
+    "sign_sha1",
+    "sign_sha256",
+]
+
 # Messenger's windows, counted from the customer's last message (protocols.md 8.2).
 RESPONSE_WINDOW_MS = 24 * 3600 * 1000
 HUMAN_AGENT_WINDOW_MS = 7 * 24 * 3600 * 1000
-# Graph error codes: the page or user will not take it / the page's rate limits.
-_BLOCKED_CODES = frozenset({551, 10, 200, 190})
-_RATE_LIMIT_CODES = frozenset({4, 17, 32, 613})
-_WINDOW_SUBCODES = frozenset({2018278, 2018108})
-_SHOWN_REASON = 300
 
 # Attachment types whose payload.url is media bytes worth keeping; the attachments stage can use this
 # to leave shares (links to posts, templates, fallbacks) unfetched.
@@ -108,16 +113,6 @@ _MS_THRESHOLD = 100_000_000_000
 DEMO_PSID = str(int(hashlib.md5(b"switchboard-demo-customer", usedforsecurity=False).hexdigest(), 16))[:16]
 
 
-def sign_sha256(app_secret: str, body: bytes) -> str:
-    """The X-Hub-Signature-256 value for ``body``: what Meta sends, and what ``switchboard send facebook`` forges."""
-    return "sha256=" + hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
-def sign_sha1(app_secret: str, body: bytes) -> str:
-    """The legacy X-Hub-Signature value, for accounts (and tests) that still rely on it."""
-    return "sha1=" + hmac.new(app_secret.encode("utf-8"), body, hashlib.sha1).hexdigest()
-
-
 def build_message(page_id: str, psid: str, text: str, mid: str | None = None, now_ms: int | None = None) -> bytes:
     """A one-message webhook body shaped and escaped as Meta sends it, so a forged send exercises the real parser.
 
@@ -144,123 +139,35 @@ def build_message(page_id: str, psid: str, text: str, mid: str | None = None, no
     return json.dumps(body, separators=(",", ":"), ensure_ascii=True).replace("/", "\\/").encode("ascii")
 
 
-class FacebookAdapter(ChannelAdapter):
+class FacebookAdapter(MetaAdapter):
     channel = "facebook"
     label = "Facebook Messenger"
     medium = "facebook"
+    platform_name = "Messenger"
+    object_name = "page"
+    account_key = "page_id"
+    account_noun = "page"
     settings_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "page_id": {
             "type": "string",
             "pattern": "\\S",
             "errorMessage": "must be a non-empty string",
-            "description": "The Facebook page's id (quote it in YAML): only entries for this page are recorded, "
+            "description": "The Facebook page's id (quote it in YAML): entries for this page are this account's, "
             "since one app's webhook serves all its pages.",
         },
-        "allow_sha1": {
-            "type": "boolean",
-            "default": False,
-            "description": "Also accept the legacy SHA-1 X-Hub-Signature when X-Hub-Signature-256 is absent.",
-        },
-        "graph_base_url": {
-            "$ref": "#/$defs/url",
-            "description": "Where user profiles are looked up (the Graph API).",
-            "default": DEFAULT_GRAPH_BASE_URL,
-        },
+        "allow_sha1": ALLOW_SHA1_SETTING,
+        "graph_base_url": graph_base_url_setting("user profiles are looked up and replies sent"),
     }
-    # page_id is required: without it every entry is skipped, since one app may serve many pages.
+    # page_id is required: without it no entry is this account's, since one app may serve many pages.
     required_settings: ClassVar[tuple[str, ...]] = ("page_id",)
     required_secrets: ClassVar[tuple[str, ...]] = ("app_secret", "verify_token", "page_access_token")
-    signature_header = "X-Hub-Signature-256"
-    signing_key = "app_secret"
 
     def simulated_body(self, account: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None) -> bytes:
+        """One message to the account's page (its page as the entry id, so the page check passes)."""
         return build_message(str(account.get("page_id") or ""), user or DEMO_PSID, text, mid=event_id)
 
-    def signed_headers(self, account: Mapping[str, Any], secrets: Mapping[str, Any], body: bytes) -> dict[str, str]:
-        """Both signatures, as Meta still sends them; the account's page as the entry id, so the page check passes."""
-        app_secret = stored_secret(secrets, "app_secret")
-        return {"X-Hub-Signature-256": sign_sha256(app_secret, body), "X-Hub-Signature": sign_sha1(app_secret, body)}
-
-    def handshake(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> WebhookResponse | None:
-        if request.method.upper() != "GET":
-            return None
-        if request.query.get("hub.mode") != "subscribe":
-            raise Forbidden("hub.mode must be 'subscribe'")
-        received = request.query.get("hub.verify_token") or ""
-        # An empty stored token would match an empty hub.verify_token: refuse as for a wrong one.
-        verify_token = require_secret(secrets, "verify_token", _wrong_verify_token())
-        # The token is a secret the admin chose: compare in constant time and never repeat it back.
-        if not hmac.compare_digest(received.encode("utf-8"), verify_token.encode("utf-8")):
-            raise _wrong_verify_token()
-        challenge = request.query.get("hub.challenge")
-        if not challenge:
-            raise Forbidden("hub.challenge is missing")
-        return WebhookResponse.text(200, challenge)
-
-    def verify(self, request: WebhookRequest, account: Account, secrets: Mapping[str, str]) -> None:
-        """The base's policy, with Meta's legacy SHA-1 header as a fallback for accounts that allow it."""
-        if request.header(SIGNATURE_HEADER):
-            # A present but wrong SHA-256 signature is refused even if a SHA-1 one would pass.
-            super().verify(request, account, secrets)
-            return
-        legacy = request.header(LEGACY_SIGNATURE_HEADER)
-        if not legacy:
-            raise Unauthorized("missing X-Hub-Signature-256 header", code="missing_signature")
-        if account.option("allow_sha1") is not True:
-            raise Unauthorized("X-Hub-Signature-256 is required: this account does not accept SHA-1 signatures")
-        self.check_signature(legacy, "X-Hub-Signature", self.signing_key, request.body, secrets)
-
-    def signature(self, key: str, body: bytes, header: str) -> str:
-        return sign_sha1(key, body) if header == "X-Hub-Signature" else sign_sha256(key, body)
-
-    def presented(self, received: str) -> str:
-        return received.strip().lower()  # Meta sends lower-case hex: normalise case only
-
-    def read(self, body: Any, account: Account, *, received_at: int) -> tuple[list[Event], list[str]]:
-        if not isinstance(body, dict) or body.get("object") != "page":
-            raise BadRequest("body is not a Messenger page webhook: expected 'object' to be 'page'")
-        entries = body.get("entry")
-        if not isinstance(entries, list):
-            raise BadRequest("body is not a Messenger page webhook: expected an 'entry' array")
-        page_id = account.option("page_id")
-        events: list[Event] = []
-        skipped: list[str] = []
-        for e_index, entry in enumerate(entries):
-            if not isinstance(entry, dict):
-                skipped.append(f"entry[{e_index}] is not an object")
-                continue
-            # One app serves many pages: an entry for another page (or an account with no page) is not ours.
-            if page_id is None or str(entry.get("id")) != str(page_id):
-                skipped.append(f"entry[{e_index}] is for page {entry.get('id')!r}, not this account's page {page_id!r}")
-                continue
-            if "changes" in entry:
-                skipped.append(f"entry[{e_index}] holds 'changes', not Messenger 'messaging' items")
-            entry_time = entry.get("time")
-            for stream in ("messaging", "standby"):
-                items = entry.get(stream)
-                if items is None:
-                    continue
-                if not isinstance(items, list):
-                    skipped.append(f"entry[{e_index}].{stream} is not an array")
-                    continue
-                for i_index, item in enumerate(items):
-                    where = f"entry[{e_index}].{stream}[{i_index}]"
-                    if not isinstance(item, dict):
-                        skipped.append(f"{where} is not an object")
-                        continue
-                    message = item.get("message")
-                    if isinstance(message, dict) and message.get("is_echo"):
-                        skipped.append(f"{where} is an echo of the page's own message {message.get('mid')!r}")
-                        continue
-                    receipt = _receipt_of(item)
-                    if receipt is not None:
-                        skipped.append(f"{where} is a {receipt}")
-                        continue
-                    events.append(_event(item, standby=stream == "standby", fallback_time=entry_time, received_at=received_at))
-        return events, skipped
-
-    def accepted(self, result: ParseResult) -> WebhookResponse:
-        return WebhookResponse.text(200, EVENT_RECEIVED)
+    def read_part(self, part: dict[str, Any], where: str, *, received_at: int) -> tuple[list[Event], list[str]]:
+        return read_messaging(part, where, received_at=received_at)
 
     def attachment_request(self, attachment: Attachment, account: Account, secrets: Mapping[str, str]) -> FetchRequest | None:
         # Shares (posts, templates, fallbacks) carry links to pages, not media: nothing to keep.
@@ -278,11 +185,13 @@ class FacebookAdapter(ChannelAdapter):
         if envelope.data.get("customer_ref_type") or psid == "unknown":
             return None  # a chat-plugin user_ref is not a PSID
         token = secrets["page_access_token"]
-        proof = hmac.new(secrets["app_secret"].encode("utf-8"), token.encode("utf-8"), hashlib.sha256).hexdigest()
-        base = str(account.option("graph_base_url") or DEFAULT_GRAPH_BASE_URL).rstrip("/")
         return FetchRequest(
-            f"{base}/{quote(psid, safe='')}",
-            params={"fields": "first_name,last_name", "access_token": token, "appsecret_proof": proof},
+            f"{graph_base(account)}/{quote(psid, safe='')}",
+            params={
+                "fields": "first_name,last_name",
+                "access_token": token,
+                "appsecret_proof": appsecret_proof(secrets["app_secret"], token),
+            },
         )
 
     def send(self, reply: Reply, account: Account, secrets: Mapping[str, Any], http: Any) -> Sent:
@@ -292,35 +201,49 @@ class FacebookAdapter(ChannelAdapter):
         and asking it costs the page's rate limit. Messenger has no idempotency key; the caller records
         the attempt before calling, so only a retry after an unknown outcome can double a message.
         """
-        token = send_secret(secrets, "page_access_token")
+        send_secret(secrets, "page_access_token")
         if not reply.text.strip():
             raise SendRefused("the reply has no text to send", code="empty_reply")
         body: dict[str, Any] = {"recipient": {"id": reply.customer_id}, "message": {"text": reply.text}}
         body.update(messaging_window(reply.last_customer_message_at, int(time.time() * 1000)))
-        params = {"access_token": token}
-        app_secret = secrets.get("app_secret")
-        if isinstance(app_secret, str) and app_secret:
-            params["appsecret_proof"] = hmac.new(app_secret.encode("utf-8"), token.encode("utf-8"), hashlib.sha256).hexdigest()
-        base = str(account.option("graph_base_url") or DEFAULT_GRAPH_BASE_URL).rstrip("/")
-        redact = outbound_http.Redactor([token, *([app_secret] if isinstance(app_secret, str) else [])])
-        try:
-            response = http.request(
-                "POST",
-                f"{base}/{GRAPH_VERSION}/me/messages",
-                limits=SEND_LIMITS,
-                headers={"Content-Type": "application/json"},
-                params=params,
-                data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-            )
-        except outbound_http.OutboundError as exc:
-            raise transport_failure("Messenger", exc, redact) from None
-        return _send_outcome(response, redact)
+        return self.send_api(account, secrets, http, body)
 
     def profile_name(self, body: Any) -> str | None:
         if not isinstance(body, dict):
             return None
         parts = [body.get(k) for k in ("first_name", "last_name")]
         return " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip()) or None
+
+
+def read_messaging(entry: dict[str, Any], where: str, *, received_at: int) -> tuple[list[Event], list[str]]:
+    """The events of one Messenger Platform entry (its ``messaging`` and ``standby`` items), and what was left out."""
+    events: list[Event] = []
+    skipped: list[str] = []
+    if "changes" in entry:
+        skipped.append(f"{where} holds 'changes', not Messenger 'messaging' items")
+    entry_time = entry.get("time")
+    for stream in ("messaging", "standby"):
+        items = entry.get(stream)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            skipped.append(f"{where}.{stream} is not an array")
+            continue
+        for i_index, item in enumerate(items):
+            item_where = f"{where}.{stream}[{i_index}]"
+            if not isinstance(item, dict):
+                skipped.append(f"{item_where} is not an object")
+                continue
+            message = item.get("message")
+            if isinstance(message, dict) and message.get("is_echo"):
+                skipped.append(f"{item_where} is an echo of the page's own message {message.get('mid')!r}")
+                continue
+            receipt = _receipt_of(item)
+            if receipt is not None:
+                skipped.append(f"{item_where} is a {receipt}")
+                continue
+            events.append(_event(item, standby=stream == "standby", fallback_time=entry_time, received_at=received_at))
+    return events, skipped
 
 
 def _event(item: dict[str, Any], *, standby: bool, fallback_time: Any, received_at: int) -> Event:
@@ -369,10 +292,6 @@ def _event(item: dict[str, Any], *, standby: bool, fallback_time: Any, received_
         attachments=attachments,
         data=data,
     )
-
-
-def _wrong_verify_token() -> Forbidden:
-    return Forbidden("hub.verify_token does not match this account's verify token")
 
 
 def _customer_of(sender: Mapping[str, Any], item: Mapping[str, Any]) -> tuple[str, str | None]:
@@ -494,31 +413,3 @@ def messaging_window(last_customer_message_at: int | None, now_ms: int) -> dict[
     raise SendRefused(
         "the customer last wrote more than 7 days ago: Messenger's window is closed", code="outside_messaging_window"
     )
-
-
-def _send_outcome(response: outbound_http.Response, redact: outbound_http.Redactor) -> Sent:
-    """Graph's message id, or the failure by Graph's error code (its HTTP status says little: most are 400)."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.ok:
-        mid = body.get("message_id") if isinstance(body, dict) else None
-        return Sent(platform_id=mid if isinstance(mid, str) else None)
-    error = body.get("error") if isinstance(body, dict) else None
-    error = error if isinstance(error, dict) else {}
-    code, subcode = error.get("code"), error.get("error_subcode")
-    message = str(error.get("message") or response.reason or "no message")[:_SHOWN_REASON]
-    reason = redact(f"Messenger answered HTTP {response.status}: {message}")
-    if subcode in _WINDOW_SUBCODES:
-        raise SendRefused(reason, code="outside_messaging_window")
-    if code in _RATE_LIMIT_CODES:
-        raise SendRetryable(reason, retry_after=outbound_http.parse_retry_after(response.headers.get("Retry-After")))
-    failure = outbound_http.classify_status(response.status, response.headers)
-    if failure is not None and failure.retryable:
-        raise SendRetryable(reason, retry_after=failure.retry_after)
-    if code == 551:
-        raise SendRefused(reason, code="blocked")
-    if code in _BLOCKED_CODES:
-        raise SendRefused(reason, code="not_permitted")
-    raise SendRefused(reason, code="refused")
