@@ -24,7 +24,8 @@ message with only appointment_booking       event        a booking status change
 message with legacy location coordinates    location     text = title, coordinates in data
 message.is_echo                             (skipped)    the page's own message, never the customer's
 postback                                    postback     text = payload, ``title`` in data
-read, delivery                              (skipped)    receipts: never something the customer said
+read, delivery                              receipt      our replies' delivery (mids, watermark), never
+                                                         a message: see ``RECEIPT_STATUSES``
 reaction, referral, optin, handover and     event        detail under data[<item key>]
 anything unknown
 ==========================================  ===========  ==========================================
@@ -47,9 +48,7 @@ from switchboard.channels.base import (
     Event,
     FetchRequest,
     Reply,
-    SendRefused,
     Sent,
-    send_secret,
 )
 from switchboard.channels.meta import (
     ALLOW_SHA1_SETTING,
@@ -57,15 +56,18 @@ from switchboard.channels.meta import (
     EVENT_RECEIVED,
     GRAPH_VERSION,
     LEGACY_SIGNATURE_HEADER,
+    SEND_API_FILE_KINDS,
     SIGNATURE_HEADER,
     MetaAdapter,
     appsecret_proof,
     graph_base,
     graph_base_url_setting,
+    messaging_window,
+    millis,
     sign_sha1,
     sign_sha256,
 )
-from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Customer, Envelope
+from switchboard.envelope import RECEIPT, UNSUPPORTED_TEXT, Attachment, Customer, Envelope
 from switchboard.settings import Account
 
 __all__ = [
@@ -81,17 +83,13 @@ __all__ = [
     "sign_sha256",
 ]
 
-# Messenger's windows, counted from the customer's last message (protocols.md 8.2).
-RESPONSE_WINDOW_MS = 24 * 3600 * 1000
-HUMAN_AGENT_WINDOW_MS = 7 * 24 * 3600 * 1000
-
 # Attachment types whose payload.url is media bytes worth keeping; the attachments stage can use this
 # to leave shares (links to posts, templates, fallbacks) unfetched.
 MEDIA_ATTACHMENT_TYPES = frozenset({"image", "video", "audio", "file", "sticker", "reel", "ig_reel"})
 # Reels are videos the customer shares; the attachment keeps its own type so an agent sees which.
 _KIND_OF_MEDIA = {t: t for t in ("image", "video", "audio", "file", "sticker")} | {"reel": "video", "ig_reel": "video"}
-# Receipts are never messages (a later reply-status feature will read them); each is skipped and logged.
-_RECEIPT_KEYS = {"read": "read receipt", "delivery": "delivery receipt"}
+# Receipts for the page's messages: never customer messages, they move our replies' delivery on.
+_RECEIPT_KEYS = {"delivery": "delivered", "read": "read"}
 # Items that are not messages, in the order they are looked for; anything else unknown is kept as an event.
 _EVENT_KEYS = (
     "reaction",
@@ -106,8 +104,6 @@ _EVENT_KEYS = (
     "message_edit",
 )
 _ITEM_FRAME_KEYS = {"sender", "recipient", "timestamp"}
-# Below this a timestamp is in seconds (the dashboard's "Test" samples send seconds as strings).
-_MS_THRESHOLD = 100_000_000_000
 # The customer `switchboard send facebook` writes as without --user: a page-scoped id (PSID) is a
 # 16-digit number; stable, so repeated sends share a conversation.
 DEMO_PSID = str(int(hashlib.md5(b"switchboard-demo-customer", usedforsecurity=False).hexdigest(), 16))[:16]
@@ -161,6 +157,7 @@ class FacebookAdapter(MetaAdapter):
     # page_id is required: without it no entry is this account's, since one app may serve many pages.
     required_settings: ClassVar[tuple[str, ...]] = ("page_id",)
     required_secrets: ClassVar[tuple[str, ...]] = ("app_secret", "verify_token", "page_access_token")
+    file_kinds: ClassVar[frozenset[str]] = SEND_API_FILE_KINDS
 
     def simulated_body(self, account: Mapping[str, Any], *, text: str, user: str | None, event_id: str | None) -> bytes:
         """One message to the account's page (its page as the entry id, so the page check passes)."""
@@ -195,18 +192,8 @@ class FacebookAdapter(MetaAdapter):
         )
 
     def send(self, reply: Reply, account: Account, secrets: Mapping[str, Any], http: Any) -> Sent:
-        """The Send API, as a ``RESPONSE`` within 24 h of the customer's last message, tagged ``HUMAN_AGENT`` up to 7 days.
-
-        Later (or when nobody knows when the customer last wrote) nothing is sent: Graph would refuse,
-        and asking it costs the page's rate limit. Messenger has no idempotency key; the caller records
-        the attempt before calling, so only a retry after an unknown outcome can double a message.
-        """
-        send_secret(secrets, "page_access_token")
-        if not reply.text.strip():
-            raise SendRefused("the reply has no text to send", code="empty_reply")
-        body: dict[str, Any] = {"recipient": {"id": reply.customer_id}, "message": {"text": reply.text}}
-        body.update(messaging_window(reply.last_customer_message_at, int(time.time() * 1000)))
-        return self.send_api(account, secrets, http, body)
+        """The Send API (:meth:`MetaAdapter.send_messenger`): the text, then each of the agent's files."""
+        return self.send_messenger(reply, account, secrets, http)
 
     def profile_name(self, body: Any) -> str | None:
         if not isinstance(body, dict):
@@ -238,9 +225,11 @@ def read_messaging(entry: dict[str, Any], where: str, *, received_at: int) -> tu
             if isinstance(message, dict) and message.get("is_echo"):
                 skipped.append(f"{item_where} is an echo of the page's own message {message.get('mid')!r}")
                 continue
-            receipt = _receipt_of(item)
+            receipt = _receipt_of(item, fallback_time=entry_time, received_at=received_at)
             if receipt is not None:
-                skipped.append(f"{item_where} is a {receipt}")
+                if stream == "standby":
+                    receipt.data["standby"] = True
+                events.append(receipt)
                 continue
             events.append(_event(item, standby=stream == "standby", fallback_time=entry_time, received_at=received_at))
     return events, skipped
@@ -249,7 +238,7 @@ def read_messaging(entry: dict[str, Any], where: str, *, received_at: int) -> tu
 def _event(item: dict[str, Any], *, standby: bool, fallback_time: Any, received_at: int) -> Event:
     sender = _obj(item.get("sender"))
     customer_id, ref_type = _customer_of(sender, item)
-    sent_at = _millis(item.get("timestamp")) or _millis(fallback_time) or received_at
+    sent_at = millis(item.get("timestamp")) or millis(fallback_time) or received_at
     data: dict[str, Any] = {}
     if standby:
         data["standby"] = True
@@ -310,22 +299,38 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _millis(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int | float) and value > 0:
-        number = int(value)
-        return number * 1000 if number < _MS_THRESHOLD else number
-    return None
+def _receipt_of(item: Mapping[str, Any], *, fallback_time: Any, received_at: int) -> Event | None:
+    """A ``delivery`` or ``read`` item as a receipt event for our replies (never a message), else None.
 
-
-def _receipt_of(item: Mapping[str, Any]) -> str | None:
-    """What kind of receipt ``item`` is ("read receipt", "delivery receipt"), or None for anything else."""
+    Messenger acknowledges by time: every message the page sent at or before ``watermark`` was
+    delivered (read); a delivery may also name the ``mids`` it covers.
+    """
     if isinstance(item.get("message"), dict) or isinstance(item.get("postback"), dict):
         return None
-    return next((what for key, what in _RECEIPT_KEYS.items() if key in item), None)
+    name = next((key for key in _RECEIPT_KEYS if key in item), None)
+    if name is None:
+        return None
+    detail = _obj(item.get(name))
+    customer_id, _ = _customer_of(_obj(item.get("sender")), item)
+    watermark = millis(detail.get("watermark"))
+    mids = detail.get("mids")
+    platform_ids = (
+        [str(m) for m in mids if isinstance(m, str | int) and not isinstance(m, bool)] if isinstance(mids, list) else []
+    )
+    status = _RECEIPT_KEYS[name]
+    receipt: dict[str, Any] = {"status": status, "platform_ids": platform_ids}
+    if watermark is not None:
+        receipt["watermark"] = watermark
+    sent_at = millis(item.get("timestamp")) or millis(fallback_time) or received_at
+    covers = watermark if watermark is not None else ",".join(platform_ids) or sent_at
+    return Event(
+        key=f"{status}:{customer_id}:{covers}",
+        customer=Customer(id=customer_id),
+        kind=RECEIPT,
+        text=None,
+        sent_at=sent_at,
+        data={"event": name, "receipt": receipt},
+    )
 
 
 def _event_key(name: str, detail: Any, customer_id: str, sent_at: int) -> str:
@@ -394,22 +399,3 @@ def _message(message: dict[str, Any]) -> tuple[str, str | None, tuple[Attachment
     if location is not None:
         detail["location"] = location
     return kind, text, tuple(attachments), detail
-
-
-# -- sending --------------------------------------------------------------------------------------
-
-
-def messaging_window(last_customer_message_at: int | None, now_ms: int) -> dict[str, str]:
-    """The Send API fields for a reply now: ``RESPONSE`` within 24 h, ``HUMAN_AGENT`` up to 7 days, else refused."""
-    if last_customer_message_at is None:
-        raise SendRefused(
-            "the customer's last message time is unknown, so no messaging window is open", code="outside_messaging_window"
-        )
-    age = now_ms - last_customer_message_at
-    if age <= RESPONSE_WINDOW_MS:
-        return {"messaging_type": "RESPONSE"}
-    if age <= HUMAN_AGENT_WINDOW_MS:
-        return {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
-    raise SendRefused(
-        "the customer last wrote more than 7 days ago: Messenger's window is closed", code="outside_messaging_window"
-    )

@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -46,6 +47,7 @@ from switchboard.channels.base import (
     ChannelAdapter,
     Event,
     ParseResult,
+    Reply,
     SendRefused,
     SendRetryable,
     Sent,
@@ -67,6 +69,14 @@ DEFAULT_GRAPH_BASE_URL = "https://graph.facebook.com"
 GRAPH_VERSION = "v19.0"
 SEND_LIMITS = outbound_http.Limits(deadline=10.0, max_bytes=64 * 1024)
 _SHOWN_REASON = 300
+# The Messenger Platform's windows (Messenger and Instagram), counted from the customer's last message
+# (protocols.md 8.2): a RESPONSE within 24 h, a HUMAN_AGENT-tagged message up to 7 days.
+RESPONSE_WINDOW_MS = 24 * 3600 * 1000
+HUMAN_AGENT_WINDOW_MS = 7 * 24 * 3600 * 1000
+# The Send API's attachment types, by an agent's file's generic kind.
+SEND_API_FILE_KINDS: frozenset[str] = frozenset({"image", "video", "audio", "file"})
+# Below this a timestamp is in seconds (the dashboard's "Test" samples send seconds as strings).
+_MS_THRESHOLD = 100_000_000_000
 
 ALLOW_SHA1_SETTING: dict[str, Any] = {
     "type": "boolean",
@@ -99,6 +109,34 @@ def appsecret_proof(app_secret: str, token: str) -> str:
 def graph_base(account: Account) -> str:
     """The account's Graph API base URL, without a trailing slash."""
     return str(account.option("graph_base_url") or DEFAULT_GRAPH_BASE_URL).rstrip("/")
+
+
+def millis(value: Any) -> int | None:
+    """A Meta timestamp as milliseconds (it sends ms, its samples seconds, sometimes as strings); None if not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int | float) and value > 0:
+        number = int(value)
+        return number * 1000 if number < _MS_THRESHOLD else number
+    return None
+
+
+def messaging_window(last_customer_message_at: int | None, now_ms: int, platform: str = "Messenger") -> dict[str, str]:
+    """The Send API fields for a reply now: ``RESPONSE`` within 24 h, ``HUMAN_AGENT`` up to 7 days, else refused."""
+    if last_customer_message_at is None:
+        raise SendRefused(
+            "the customer's last message time is unknown, so no messaging window is open", code="outside_messaging_window"
+        )
+    age = now_ms - last_customer_message_at
+    if age <= RESPONSE_WINDOW_MS:
+        return {"messaging_type": "RESPONSE"}
+    if age <= HUMAN_AGENT_WINDOW_MS:
+        return {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
+    raise SendRefused(
+        f"the customer last wrote more than 7 days ago: {platform}'s window is closed", code="outside_messaging_window"
+    )
 
 
 def wrong_verify_token() -> Forbidden:
@@ -327,6 +365,47 @@ class MetaAdapter(ChannelAdapter):
             return Sent(platform_id=mid if isinstance(mid, str) else None)
         raise self.send_failure(graph_error(self.platform_name, response, redact), response)
 
+    def send_messenger(self, reply: Reply, account: Account, secrets: Mapping[str, Any], http: Any) -> Sent:
+        """A reply through the Messenger Platform's Send API (Messenger, Instagram): the text, then each file.
+
+        ``RESPONSE`` within 24 h of the customer's last message, tagged ``HUMAN_AGENT`` up to 7 days;
+        later (or when nobody knows when the customer last wrote) nothing is sent: Graph would refuse,
+        and asking costs the page's rate limit. Each file is its own message, after the text and in
+        order, as ``attachment: {type, payload: {url, is_reusable: false}}`` (the URL is short-lived
+        and ours: Meta fetches it once). The Send API has no idempotency key; the caller records the
+        attempt before calling, so only a retry after an unknown outcome can double a message.
+
+        Once something went, a file the platform does not take is named in :attr:`Sent.unsent_files`
+        with its reason rather than failing the reply: a retry would send again what went. Until then
+        a failure is the reply's (a files-only reply none of whose files went is refused).
+        """
+        send_secret(secrets, "page_access_token")
+        if not reply.text.strip() and not reply.files:
+            raise SendRefused("the reply has no text to send", code="empty_reply")
+        frame: dict[str, Any] = {"recipient": {"id": reply.customer_id}}
+        frame.update(messaging_window(reply.last_customer_message_at, int(time.time() * 1000), self.platform_name))
+        platform_id: str | None = None
+        went = False
+        if reply.text.strip():
+            platform_id = self.send_api(account, secrets, http, {**frame, "message": {"text": reply.text}}).platform_id
+            went = True
+        unsent: list[tuple[str, str]] = []
+        for out in reply.files:
+            kind = out.kind if out.kind in SEND_API_FILE_KINDS else "file"
+            attachment = {"type": kind, "payload": {"url": out.url, "is_reusable": False}}
+            try:
+                sent = self.send_api(account, secrets, http, {**frame, "message": {"attachment": attachment}})
+            except (SendRefused, SendRetryable) as exc:
+                if not went and (isinstance(exc, SendRetryable) or _about_the_reply(exc)):
+                    raise  # nothing went yet: the reply's own failure, retried or final as a whole
+                unsent.append((out.name, str(exc)))
+                continue
+            went = True
+            platform_id = platform_id or sent.platform_id
+        if not went:
+            raise SendRefused(f"{self.platform_name} took none of the reply's files: {unsent[0][1]}", code="refused")
+        return Sent(platform_id=platform_id, unsent_files=tuple(unsent))
+
     def send_failure(self, error: GraphError, response: outbound_http.Response) -> Exception:
         """The failure a Graph error answer is, by its code (its HTTP status says little: most are 400)."""
         if error.subcode in self.window_subcodes:
@@ -346,3 +425,8 @@ class MetaAdapter(ChannelAdapter):
 def _own_key(adapter: MetaAdapter, account: Account) -> str | None:
     value = account.option(adapter.account_key)
     return str(value) if value is not None and str(value) else None
+
+
+def _about_the_reply(exc: SendRefused | SendRetryable) -> bool:
+    """A refusal that is the conversation's, not the file's: no file would go either (window, block, token)."""
+    return isinstance(exc, SendRefused) and exc.code in {"outside_messaging_window", "blocked", "not_permitted", "not_configured"}

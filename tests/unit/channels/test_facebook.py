@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from switchboard.channels.base import RECEIPT_STATUSES
 from switchboard.channels.facebook import FacebookAdapter, build_message, sign_sha1, sign_sha256
 from switchboard.envelope import UNSUPPORTED_TEXT, Envelope
 from switchboard.errors import BadRequest, Forbidden, Unauthorized
@@ -206,9 +207,39 @@ CASES: list[tuple[str, list[Expected], list[str]]] = [
         ],
         [],
     ),
-    # Receipts are never messages (interface section 4): logged as skipped, no envelope.
-    ("read.json", [], ["entry[0].messaging[0] is a read receipt"]),
-    ("delivery.json", [], ["entry[0].messaging[0] is a delivery receipt"]),
+    # Receipts are never messages (interface section 4): receipt events for our replies' delivery.
+    (
+        "read.json",
+        [
+            Expected(
+                "receipt",
+                U1,
+                "read:6789012345678901:1458668856253",
+                data={"receipt": {"status": "read", "platform_ids": [], "watermark": 1458668856253}},
+                sent_at=1458668856463,
+            )
+        ],
+        [],
+    ),
+    (
+        "delivery.json",
+        [
+            Expected(
+                "receipt",
+                U1,
+                "delivered:6789012345678901:1458668856253",
+                data={
+                    "receipt": {
+                        "status": "delivered",
+                        "platform_ids": ["mid.1458668856218:ed81099e15d3f4f233"],
+                        "watermark": 1458668856253,
+                    }
+                },
+                sent_at=1458668856451,  # no timestamp on the item: the entry's time
+            )
+        ],
+        [],
+    ),
     (
         "reaction.json",
         [
@@ -246,8 +277,16 @@ CASES: list[tuple[str, list[Expected], list[str]]] = [
     ("echo.json", [], ["entry[0].messaging[0] is an echo", "entry[0].messaging[1] is an echo"]),
     (
         "standby.json",
-        [Expected("text", U2, "m_standby_text", "is anyone there?", data={"standby": True})],
-        ["entry[0].standby[1] is an echo", "entry[0].standby[2] is a read receipt"],
+        [
+            Expected("text", U2, "m_standby_text", "is anyone there?", data={"standby": True}),
+            Expected(
+                "receipt",
+                U2,
+                "read:7890123456789012:1570053170673",
+                data={"standby": True, "receipt": {"status": "read", "watermark": 1570053170673}},
+            ),
+        ],
+        ["entry[0].standby[1] is an echo"],
     ),
     (
         "batched_2x3.json",
@@ -457,12 +496,25 @@ def test_receipts_never_become_messages_wherever_they_arrive() -> None:
     ]
     body = {"object": "page", "entry": [{"id": PAGE, "time": t, "messaging": items[:2], "standby": items[2:]}]}
     envelopes, skipped = parse(json.dumps(body).encode())
-    assert [(e.id, e.kind) for e in envelopes] == [("facebook:fb-store:m_after", "text")]
-    assert skipped == [
-        "entry[0].messaging[0] is a read receipt",
-        "entry[0].messaging[1] is a delivery receipt",
-        "entry[0].standby[0] is a delivery receipt",
+    assert [(e.id, e.kind) for e in envelopes] == [
+        (f"facebook:fb-store:read:{U1}:{t - 1}", "receipt"),
+        (f"facebook:fb-store:delivered:{U1}:{t - 1}", "receipt"),
+        (f"facebook:fb-store:delivered:{U2}:{t}", "receipt"),
+        ("facebook:fb-store:m_after", "text"),
     ]
+    assert [e.data["receipt"] for e in envelopes if e.kind == "receipt"] == [
+        {"status": "read", "platform_ids": [], "watermark": t - 1},
+        {"status": "delivered", "platform_ids": [], "watermark": t - 1},
+        {"status": "delivered", "platform_ids": ["m_x"], "watermark": t},
+    ]
+    assert all(e.text is None and not e.attachments for e in envelopes if e.kind == "receipt")
+    assert all(e.data["receipt"]["status"] in RECEIPT_STATUSES for e in envelopes if e.kind == "receipt")
+    assert skipped == []
+
+
+def test_a_receipt_redelivered_keeps_its_id() -> None:
+    body = (TESTDATA / "delivery.json").read_bytes()
+    assert [e.id for e in parse(body)[0]] == [e.id for e in parse(body)[0]]
 
 
 def test_a_message_or_postback_is_never_taken_for_a_receipt() -> None:
