@@ -46,7 +46,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from bench._support import Context, aws_env, create_resources
 
 FUNCTIONS = ("webhook_line", "route", "crm_writer")
+REPLY_FUNCTIONS = ("crm_events", "sender")
 CASES = ("cold", "new", "later", "new, zendesk", "later, zendesk")
+REPLY_CASE = "reply, zendesk"
 TITLES = {
     "cold": "first message in fresh containers",
     "new": "new conversation",
@@ -139,6 +141,23 @@ FLOORS: dict[tuple[str, str], Floor] = {
         MARK,
     ],
 }
+FLOORS[("crm_events", REPLY_CASE)] = [
+    (
+        1,
+        "dynamodb Query: the by_ticket index, the conversation whose ticket the event names (the events secret and the"
+        " CRM settings come from caches)",
+    ),
+    (1, "sqs SendMessage: 'read this ticket' on the outbound queue, in the conversation's group, before the 200"),
+]
+FLOORS[("sender", REPLY_CASE)] = [
+    (
+        1,
+        "dynamodb Query: the conversation's partition: the conversation, the crm state (ticket, contact), the customer's"
+        " messages (the last one's platform time, for the channel's window) and the replies stored before",
+    ),
+    (1, "dynamodb PutItem: the agent's reply, conditional on its id (derived from the CRM's comment): stored once"),
+    (1, "dynamodb UpdateItem: the delivery pending -> sent, conditional on pending: sent once"),
+]
 for _function in ("webhook_line", "route"):
     FLOORS[(_function, "new, zendesk")] = FLOORS[(_function, "new")]
     FLOORS[(_function, "later, zendesk")] = FLOORS[(_function, "later")]
@@ -246,6 +265,38 @@ def one_message(tally: Tally, handlers: dict[str, Any], sqs: Any, case: str, tex
         sqs.delete_message(QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"])
 
 
+def one_reply(tally: Tally, handlers: dict[str, Any], sqs: Any, crm: Any, ticket: str, case: str) -> None:
+    """An agent's reply in the (fake) Zendesk, its signed event to crm_events, then the sender's run over the outbound queue."""
+    from infra.local.workers import sqs_record
+
+    crm.agent_reply("zendesk", ticket, f"agent reply {uuid.uuid4().hex[:8]}")
+    body, headers = crm.event("zendesk", ticket)
+    event = {
+        "resource": "/crm/{provider}/events",
+        "path": "/crm/zendesk/events",
+        "httpMethod": "POST",
+        "headers": headers,
+        "pathParameters": {"provider": "zendesk"},
+        "requestContext": {"requestId": uuid.uuid4().hex},
+        "body": body.decode("utf-8"),
+        "isBase64Encoded": False,
+    }
+    with tally.counting("crm_events", case):
+        answer = handlers["crm_events"](event, Context())
+    if answer["statusCode"] != 200 or '"queued"' not in answer["body"]:
+        raise SystemExit(f"crm_events answered {answer}")
+    url = os.environ["OUTBOUND_QUEUE_URL"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+    if len(messages) != 1:
+        raise SystemExit(f"expected one message on the outbound queue, found {len(messages)}")
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    with tally.counting("sender", case):
+        result = handlers["sender"]({"Records": [sqs_record(m, arn) for m in messages]}, Context())
+    if result.get("batchItemFailures"):
+        raise SystemExit(f"sender failed the event: {result}")
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"])
+
+
 def written(table: str) -> int:
     import boto3
 
@@ -253,7 +304,7 @@ def written(table: str) -> int:
     return sum(1 for item in items if item["sk"]["S"].startswith("m#") and "written_at" in item)
 
 
-def apply(config_text: str, home: str) -> None:
+def apply(config_text: str, home: str, *, api_url: str = "") -> None:
     from infra.admin.apply import apply_file
     from infra.admin.resources import Resources
 
@@ -269,7 +320,7 @@ def apply(config_text: str, home: str) -> None:
         "AttachmentsBucketName": os.environ.get("ATTACHMENTS_BUCKET", ""),
         "SecretsPrefix": os.environ["SECRETS_PREFIX"],
     }
-    resources = Resources.from_outputs(outputs, api_url="", endpoint_url=None, region="us-east-1")
+    resources = Resources.from_outputs(outputs, api_url=api_url, endpoint_url=None, region="us-east-1")
     with contextlib.redirect_stdout(io.StringIO()):
         code, lines = apply_file(config, resources, dry_run=False)
     if code != 0:
@@ -295,6 +346,7 @@ def main() -> int:
         import yaml
 
         FakeCrm = importlib.import_module("fakes.crm").FakeCrm  # tests/fakes/crm.py, on the path above
+        FakePlatform = importlib.import_module("fakes.platform").FakePlatform  # LINE's push, for the replies
 
         apply(CONFIG + "crm:\n  provider: none\n", home)
         import logging
@@ -307,22 +359,33 @@ def main() -> int:
             one_message(tally, handlers, sqs, "cold", "hello", "U" + "c" * 32)
             one_message(tally, handlers, sqs, "new", "hello, I'd like a refund", "U" + "a" * 32)
             one_message(tally, handlers, sqs, "later", "order 1234, thanks", "U" + "a" * 32)
-            with FakeCrm() as crm:
-                apply(CONFIG + yaml.safe_dump({"crm": crm.config("zendesk")}), home)
+            with FakeCrm() as crm, FakePlatform() as line:
+                line.line_token("calls-line-token-4c3d")
+                os.environ["SWITCHBOARD_ALLOW_HTTP"] = "1"  # the sender's policy: the fake LINE on loopback, as locally
+                config = CONFIG.replace("http://127.0.0.1:9", line.url)
+                apply(config + yaml.safe_dump({"crm": crm.config("zendesk")}), home, api_url="https://api.example")
                 crm_writer = importlib.import_module("functions.crm_writer.app")
                 crm_writer.DEPS.settings._cache.clear()  # as after the settings cache's few seconds
                 # Not shown: the crm stage's first message with a CRM fills its caches (settings, the CRM secret).
                 one_message(tally, handlers, sqs, "warm-up", "hello", "U" + "d" * 32)
                 one_message(tally, handlers, sqs, "new, zendesk", "hello, I'd like a refund", "U" + "b" * 32)
                 one_message(tally, handlers, sqs, "later, zendesk", "order 1234, thanks", "U" + "b" * 32)
+                handlers |= {name: importlib.import_module(f"functions.{name}.app").handler for name in REPLY_FUNCTIONS}
+                ticket = str(crm.records("zendesk", "tickets")[-1]["id"])
+                one_reply(tally, handlers, sqs, crm, ticket, "reply warm-up")  # fills the sender's and crm_events' caches
+                one_reply(tally, handlers, sqs, crm, ticket, REPLY_CASE)
+                pushes = len(line.line_pushes())
                 tickets = crm.records("zendesk", "tickets")
         finally:
             sys.stdout.close()
             sys.stdout = real_stdout
         if written(os.environ["CONVERSATIONS_TABLE"]) != 6:
             raise SystemExit("the crm stage did not mark all six messages written")
-        if len(tickets) != 2 or [len(t["comments"]) for t in tickets] != [1, 2]:
+        customer_comments = [[c for c in t["comments"] if c.get("via", {}).get("channel") != "web"] for t in tickets]
+        if len(tickets) != 2 or [len(c) for c in customer_comments] != [1, 2]:
             raise SystemExit(f"zendesk did not get one ticket per conversation with every message: {tickets}")
+        if pushes != 2:
+            raise SystemExit(f"expected the two agent replies pushed to LINE, found {pushes}")
 
     print("AWS API calls per inbound LINE text message (botocore events on the shared session; moto)")
     totals: Counter[str] = Counter()
@@ -361,7 +424,23 @@ def main() -> int:
         "\nnot counted (the Lambda service's SQS event source mapping, billed to the account too): per batch of up to 10,"
         " ReceiveMessage (long polls, also when empty) and DeleteMessageBatch, on the inbound and the crm queue"
     )
-    print(json.dumps({c: {"calls": totals[c], "floor": floors[c]} for c in CASES}))
+    print(f"\nAWS API calls per agent's reply ({REPLY_CASE}: the CRM's event, then the reply read and sent to LINE)")
+    reply_total = reply_floor = 0
+    for function in REPLY_FUNCTIONS:
+        counted = tally.calls.get((function, REPLY_CASE), Counter())
+        ours, floor = sum(counted.values()), floor_count(FLOORS[(function, REPLY_CASE)])
+        reply_total, reply_floor = reply_total + ours, reply_floor + floor
+        detail = ", ".join(f"{name} {n}" for name, n in sorted(counted.items()))
+        print(f"  {function:<12} {ours:2d} calls  floor {floor:2d}  ratio {ours / floor:.2f}x   [{detail}]")
+        if args.trace:
+            for line_text in tally.trace.get((function, REPLY_CASE), []):
+                print(f"      {line_text}")
+        for n, what in FLOORS[(function, REPLY_CASE)]:
+            print(f"    floor: {n} x {what}")
+    print(f"  {'both':<12} {reply_total:2d} calls  floor {reply_floor:2d}  (goal: at most 6)")
+    summary = {c: {"calls": totals[c], "floor": floors[c]} for c in CASES}
+    summary[REPLY_CASE] = {"calls": reply_total, "floor": reply_floor}
+    print(json.dumps(summary))
     return 0
 
 

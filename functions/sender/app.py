@@ -1,4 +1,4 @@
-"""sender: SQS (outbound, FIFO) -> the channel's send API, each reply recorded sent or failed once."""
+"""sender: SQS (outbound, FIFO) -> agents' replies read from the CRM -> the channel's send API, each reply recorded once."""
 
 from __future__ import annotations
 
@@ -17,7 +17,16 @@ def _process(envelope: Envelope) -> dict[str, Any]:
     return sender_stage.process(envelope, DEPS)
 
 
+def _give_up(envelope: Envelope, reason: str) -> None:
+    sender_stage.give_up(envelope, reason, DEPS)
+
+
 STAGE = SqsStage(
-    "outbound", _process, dlq_url_env="OUTBOUND_DLQ_URL", failure_log=wiring.failure_log(), queue_url_env="OUTBOUND_QUEUE_URL"
+    "outbound",
+    _process,
+    dlq_url_env="OUTBOUND_DLQ_URL",
+    failure_log=wiring.failure_log(),
+    queue_url_env="OUTBOUND_QUEUE_URL",
+    on_give_up=_give_up,
 )
 handler = sqs(STAGE)

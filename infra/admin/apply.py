@@ -25,7 +25,12 @@ import yaml
 from infra.admin import crm_check
 from infra.admin.resources import Resources
 from switchboard import config, safe_json
+from switchboard.config import DesiredObject
+from switchboard.crm import registry
+from switchboard.crm.base import CrmConfigError, CrmError
+from switchboard.crm.registry import build_adapter
 from switchboard.secret_names import secret_name
+from switchboard.settings import crm_from_dict
 
 EXIT_OK, EXIT_INVALID = 0, 2  # and crm_check.EXIT_CRM_REFUSED (3): applied except CRM credentials the CRM refused
 MAX_CONFIG_BYTES = 1024 * 1024  # thousands of accounts and rules; a bigger file is a mistake or an attack
@@ -155,6 +160,7 @@ def apply_file(path: Path, resources: Resources, *, dry_run: bool, as_json: bool
     report: list[dict[str, str]] = []
     code = EXIT_OK
     for obj in result.objects:
+        verdict = crm_check.Verdict(obj=obj)
         current = stored.setdefault(obj.kind, store.all(obj.kind)).get(obj.id)
         name = secret_name(resources.secrets_prefix, obj.kind, obj.id, obj.channel) if obj.secrets is not None else None
         current_secret = secrets.get(name) if name else None
@@ -173,6 +179,8 @@ def apply_file(path: Path, resources: Resources, *, dry_run: bool, as_json: bool
                 secrets.put(name, obj.secrets or {})  # the secret first: whoever finds the settings finds their secret
             if changed_doc:
                 store.put(obj.kind, obj.id, obj.doc)
+        if obj.kind == "crm" and verdict.refused is None:  # its lines go before the section's own, as the check's do
+            report.extend(_crm_events(obj, resources, secrets, dry_run=dry_run, changed=status != "unchanged"))
         report.append({"kind": obj.kind, "id": obj.id, "status": status})
     if not dry_run:  # sign-in links (auth-link, /auth/{id}/callback) need the stack's state key: made once, kept
         from infra.admin import state_key
@@ -182,6 +190,73 @@ def apply_file(path: Path, resources: Resources, *, dry_run: bool, as_json: bool
         return code, [json.dumps(report, indent=2)]
     prefix = "would be " if dry_run else ""
     return code, [crm_check.report_text(prefix, r) for r in report]
+
+
+def events_url(resources: Resources, provider: str) -> str | None:
+    """Where the CRM posts its events: this stack's ``/crm/<provider>/events`` (the API's URL when deployed,
+    the local gateway's on the local stack); None when the stack does not say where its API is."""
+    return f"{resources.api_url}/crm/{provider}/events" if resources.api_url else None
+
+
+def _crm_events(
+    obj: DesiredObject, resources: Resources, secrets: _Secrets, *, dry_run: bool, changed: bool
+) -> list[dict[str, str]]:
+    """The way back's set-up (interface section 6): the events URL, and the events secret where the events
+    function reads it (``<prefix>/crm-events``): the file's ``secrets.events_secret`` when given (then nothing is
+    made in the CRM), otherwise the one the CRM's zero-click set-up returns (Zendesk's webhook and trigger).
+
+    The set-up is asked for again only when the CRM section changed, no events secret is stored yet, or the
+    stack's URL moved, so a second apply of the same file makes no call."""
+    provider = str(obj.doc.get("provider") or "none")
+    if provider == "none":
+        return []
+    row = {"kind": "crm", "id": obj.id}
+    url = events_url(resources, provider)
+    rows = [
+        {
+            **row,
+            "status": "events",
+            "message": f"the CRM's events go to {url}" if url else "events URL unknown: the stack has no ApiUrl output",
+        }
+    ]
+    cls = registry.adapter_class(provider)
+    name = secret_name(resources.secrets_prefix, "crm_events", "default")
+    stored = secrets.get(name) or {}
+    if stored.get("provider") != provider:
+        stored = {}  # another CRM's key: it proves nothing about this one's events
+    given = (obj.secrets or {}).get(cls.events_secret_name)
+    wanted: dict[str, Any] | None = None
+    source = ""
+    if isinstance(given, str) and given.strip():
+        wanted = {cls.events_secret_name: given, "provider": provider}
+        source = f"secrets.{cls.events_secret_name}"
+    elif (
+        url is not None and not dry_run and (changed or not stored.get(cls.events_secret_name) or stored.get("events_url") != url)
+    ):
+        try:
+            adapter = build_adapter(crm_from_dict(dict(obj.doc)), obj.secrets or {})
+            made = adapter.ensure_events_hook(url)
+        except (CrmError, CrmConfigError) as exc:
+            return [*rows, {**row, "status": "warning", "message": f"the CRM's events could not be set up: {exc}"}]
+        if made is not None:
+            wanted = {cls.events_secret_name: made, "provider": provider, "events_url": url}
+            source = f"the {cls.label} webhook apply set up"
+    if wanted is not None and wanted != secrets.get(name):
+        if not dry_run:
+            secrets.put(name, wanted)
+        rows.append(
+            {**row, "status": "events", "message": f"{'would store' if dry_run else 'stored'} the events secret ({source})"}
+        )
+    elif wanted is None and not stored.get(cls.events_secret_name) and obj.doc.get("replies", True) is not False:
+        rows.append(
+            {
+                **row,
+                "status": "warning",
+                "message": f"crm.replies is on but secrets.{cls.events_secret_name} is not set: {cls.label}'s events will be "
+                "refused and agents' replies will not reach customers (docs/replies.md says where it comes from)",
+            }
+        )
+    return rows
 
 
 class _Secrets:

@@ -27,7 +27,7 @@ def reply(resources: Resources, conversation_id: str, text: str) -> tuple[int, s
     from switchboard.aws.conversation_store import DynamoConversations
     from switchboard.aws.publisher import SqsPublisher, by_conversation_id
     from switchboard.errors import StoreUnavailable
-    from switchboard.sender_stage import outbound_envelope
+    from switchboard.outbound import outbound_envelope
 
     store = DynamoConversations(resources.conversations_table)
     conversation = store.get(conversation_id)

@@ -56,6 +56,9 @@ class CustomerRecord:
     current_id: str | None = None
     profile: Profile | None = None
     left: tuple[str, ...] = ()
+    # A conversation whose replies wait for the customer to write again (a WhatsApp reply outside the 24-hour
+    # window, the re-engagement template sent): the customer's next message has them sent.
+    waiting: str | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,11 @@ class OutMessage:
     error: str | None = None
     sent_at: int | None = None  # ms, when the platform took it
     platform_id: str | None = None
+    # Agents' files: {"name", "url" (the CRM's, fetched by the sender), "content_type", "size"}; their credentials
+    # (headers) are never stored, the sender asks the CRM adapter again.
+    waiting: bool = False  # held until the customer writes again (still pending; ``error`` says why)
+    files: tuple[dict[str, Any], ...] = ()
+    unsent_files: tuple[dict[str, str], ...] = ()  # {"name", "reason"}: a file the channel or the limits refused
 
 
 def out_message_view(message: OutMessage) -> dict[str, Any]:
@@ -259,11 +267,15 @@ def out_message_view(message: OutMessage) -> dict[str, Any]:
         "text": message.text,
         "author": message.author,
         "crm_id": message.crm_id,
-        "attachments": [],
+        "attachments": [
+            {"type": "file", "name": f.get("name"), "size": f.get("size"), "content_type": f.get("content_type")}
+            for f in message.files
+        ],
         "delivery": {
             "status": message.status,
             "error": message.error,
             "sent_at": _iso(message.sent_at) if message.sent_at is not None else None,
+            "unsent_files": [dict(f) for f in message.unsent_files],
         },
         "received_at": _iso(message.created_at),
         "written_at": _iso(message.created_at),

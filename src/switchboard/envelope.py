@@ -19,6 +19,10 @@ ENVELOPE_VERSION = 1
 # Message kinds as the interface names them (interface.md section 4).
 KINDS = frozenset({"text", "image", "video", "audio", "file", "location", "sticker", "postback", "event", "unsupported"})
 UNSUPPORTED_TEXT = "Customer sent an unsupported message type"
+# Not a message: a platform's receipt for Switchboard's replies (channels.base.RECEIPT_STATUSES says what it carries).
+# It travels the inbound queue like a message so it stays in order with the customer's events, and the
+# route stage applies it to the replies instead of storing it.
+RECEIPT = "receipt"
 
 
 class EnvelopeError(Permanent, ValueError):
@@ -153,7 +157,7 @@ class Envelope:
             routing = Routing(**body["routing"]) if body.get("routing") else None
             attachments = tuple(Attachment(**a) for a in body.get("attachments") or ())
             kind = body["kind"]
-            if kind not in KINDS:
+            if kind not in KINDS and kind != RECEIPT:
                 raise EnvelopeError(f"unknown message kind {kind!r}")
             return cls(
                 id=str(body["id"]),

@@ -16,6 +16,8 @@ def secret_name(prefix: str, kind: str, object_id: str, channel: str | None = No
         return f"{prefix}/auth/{object_id}"
     if kind == "crm":
         return f"{prefix}/crm"
+    if kind == "crm_events":  # apart from the CRM's credentials: the events function reads this one only
+        return f"{prefix}/crm-events"
     if kind == "stack":
         return f"{prefix}/stack/{object_id}"
     raise ValueError(f"objects of kind {kind!r} have no secrets")

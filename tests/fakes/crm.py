@@ -25,6 +25,17 @@ Small API (for the CRM tests, the e2e suite and later load-and-fault runs)::
         crm.texts("zendesk", ticket)             # the customer's messages on a ticket, oldest first
         crm.calls(provider="zendesk", kind="api")  # the request log (kind: token | whoami | api)
 
+The way back (interface section 6)::
+
+        crm.agent_reply("zendesk", ticket_id, "It left today", author="Agent Smith", files=[("map.png", "image/png", b"...")])
+        crm.agent_note("zendesk", ticket_id, "internal only")    # never a reply
+        crm.notes("zendesk", ticket_id)                          # Switchboard's private notes, oldest first
+        crm.set_ticket_contact("zendesk", ticket_id, other_id)   # the agent moved the ticket to another contact
+        body, headers = crm.event("zendesk", ticket_id, secret)  # what the CRM posts to /crm/zendesk/events
+        headers = crm.sign_event("kustomer", body, secret)       # signed as the CRM signs it
+        crm.zendesk_hooks()                                      # (webhooks, triggers) apply created
+        crm.page_size = 2                                        # listings page every 2 records
+
 Faults apply to ``api`` calls only unless ``kinds`` says otherwise, so token and who-am-I calls
 stay predictable. Runs on 127.0.0.1, port 0, in a daemon thread.
 """
@@ -33,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import itertools
 import json
 import random
@@ -43,6 +55,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -96,6 +109,21 @@ TICKET_CREATE: dict[str, tuple[str, str]] = {
     "dynamics": ("PATCH", "/incidents("),
     "kustomer": ("POST", "/conversations"),
 }
+
+# The events secret each CRM signs (or keys) its events with, as a test gives it in secrets.events_secret.
+EVENTS_SECRETS: dict[str, str] = {
+    "zendesk": "fake-zendesk-signing-secret-Jq8",
+    "salesforce": "fake-sf-events-key-3Wc9",
+    "dynamics": "fake-dyn-events-key-7Rt2",
+    "kustomer": "fake-kustomer-webhook-secret-5Hd1",
+}
+AGENT_NAME = "Agent Smith"
+ZENDESK_AGENT_ID = 2001
+SF_AGENT_ID = "0055g00000Agt01AAA"
+DYN_AGENT = "4e1c2b3a-9d8f-4a7b-8c6d-5e4f3a2b1c0d"
+KUSTOMER_AGENT = "64b7f0e2c9a1d3001f2e4a77"
+NOTE_MARK = "Switchboard ref: "  # how the adapters end a private note (their idempotency for CRMs without ids)
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _ENTITY = re.compile(r"^(\w+)\(([0-9a-fA-F-]{36})\)$")
@@ -153,6 +181,7 @@ class _Answer:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # a file's bytes instead of a JSON body (Content-Type in headers)
 
 
 class FakeCrm:
@@ -168,6 +197,13 @@ class FakeCrm:
         self.representation = False  # Dynamics: answer every write with 201 + the row
         self.errors: list[str] = []  # bugs in the fake itself; a test can assert there are none
         self.zendesk_keys: dict[str, tuple[str, _Answer]] = {}
+        self.page_size = 100  # records per page of every listing the way back reads
+        # Zendesk records a comment as the token's user when it does not honour author_id: the echo
+        # rules must hold whoever the CRM says wrote the customer's messages.
+        self.zendesk_ignores_author = False
+        self.files: dict[str, tuple[bytes, str]] = {}  # download path -> (bytes, content type)
+        self._cursors: dict[str, list[dict[str, Any]]] = {}
+        self._clock = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self.url = ""
 
@@ -191,10 +227,12 @@ class FakeCrm:
                 raw = self.rfile.read(length) if length else b""
                 answer = fake._dispatch(self.command, self.path, dict(self.headers.items()), raw)
                 payload = b"" if answer.body is None else json.dumps(answer.body).encode("utf-8")
+                if answer.raw is not None:
+                    payload = answer.raw
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                if answer.body is not None:
+                if answer.body is not None and answer.raw is None:
                     self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -341,19 +379,24 @@ class FakeCrm:
     def texts(self, provider: str, ticket: dict[str, Any]) -> list[str]:
         """What the ticket holds of the customer's messages, oldest first."""
         if provider == "zendesk":
-            return [c["body"] for c in ticket["comments"]]
+            return [c["body"] for c in ticket["comments"] if _kind(provider, c) == "message"]
         if provider == "salesforce":
-            later = [c["CommentBody"] for c in self.records("salesforce", "CaseComment") if c["ParentId"] == ticket["Id"]]
+            comments = self.records("salesforce", "CaseComment")
+            later = [c["CommentBody"] for c in comments if c["ParentId"] == ticket["Id"] and _kind(provider, c) == "message"]
             return [ticket["Description"], *later]
         if provider == "dynamics":
             notes = self.records("dynamics", "annotations")
-            later = [n["notetext"] for n in notes if n["_objectid_incident_value"] == ticket["incidentid"]]
+            later = [
+                n["notetext"]
+                for n in notes
+                if n.get("_objectid_incident_value") == ticket["incidentid"] and _kind(provider, n) == "message"
+            ]
             return [ticket["description"], *later]
         if provider == "kustomer":
             return [
                 m["attributes"]["preview"]
                 for m in self.records("kustomer", "messages")
-                if m["relationships"]["conversation"]["data"]["id"] == ticket["id"]
+                if m["relationships"]["conversation"]["data"]["id"] == ticket["id"] and _kind(provider, m) == "message"
             ]
         raise KeyError(f"the fake CRM does not answer as {provider!r}")
 
@@ -375,6 +418,237 @@ class FakeCrm:
         method, path = TICKET_CREATE[provider]
         return [c for c in self.calls(provider=provider, kind="api") if path in c.path and c.method == method]
 
+    # -- the way back: what agents do in the CRM, and the CRM's events -----------------------------------
+    def agent_reply(
+        self,
+        provider: str,
+        ticket_id: str,
+        text: str,
+        *,
+        author: str = AGENT_NAME,
+        author_id: str | None = None,
+        files: Iterable[tuple[str, str, bytes]] = (),
+        public: bool = True,
+        title: str = "Reply to customer",
+    ) -> str:
+        """An agent's reply on the ticket as the CRM records it (a public comment, a published CaseComment, a note
+        titled ``title``, an outbound message); ``author_id`` another user (the admin: the default user replying).
+        ``files`` (name, content type, bytes) are attached where the CRM carries files (Zendesk, Kustomer).
+        ``public=False`` writes the agent's private note instead. Returns the record's id."""
+        with self._lock:
+            files = list(files)
+            if provider == "zendesk":
+                users = self._store("zendesk", "users")
+                user_id = int(author_id) if author_id else ZENDESK_AGENT_ID
+                users.setdefault(str(user_id), {"id": user_id, "name": author, "role": "agent"})
+                attachments = []
+                for name, content_type, data in files:
+                    token = uuid.uuid4().hex
+                    self.files[f"zendesk/attachments/token/{token}/"] = (data, content_type)
+                    attachments.append(
+                        {
+                            "id": self._next(),
+                            "file_name": name,
+                            "content_url": f"{self.url}/zendesk/attachments/token/{token}/?name={name}",
+                            "content_type": content_type,
+                            "size": len(data),
+                        }
+                    )
+                ticket = self._store("zendesk", "tickets")[str(ticket_id)]
+                comment = self._zendesk_comment(
+                    {"body": text, "public": public, "author_id": user_id, "attachments": attachments}, via="web"
+                )
+                comment["author_id"] = user_id  # typed in the agent workspace: no author_id to ignore
+                ticket["comments"].append(comment)
+                return str(comment["id"])
+            if provider == "salesforce":
+                record = {
+                    "Id": salesforce_18(f"00a5g{self._next():010d}"),
+                    "ParentId": ticket_id,
+                    "CommentBody": text,
+                    "IsPublished": public,
+                    "CreatedById": author_id or SF_AGENT_ID,
+                    "CreatedByName": author,
+                    "CreatedDate": self._stamp().replace("Z", ".000+0000"),
+                    "agent": True,
+                }
+                self._store("salesforce", "CaseComment")[record["Id"]] = record
+                return str(record["Id"])
+            if provider == "dynamics":
+                note_id = str(uuid.uuid4())
+                self._store("dynamics", "annotations")[note_id] = {
+                    "annotationid": note_id,
+                    "subject": title if public else "Internal: checked the warehouse",
+                    "notetext": text,
+                    "isdocument": False,
+                    "_objectid_value": ticket_id,
+                    "_objectid_incident_value": ticket_id,
+                    "_createdby_value": author_id or DYN_AGENT,
+                    "createdbyname": author,
+                    "_ownerid_value": author_id or DYN_AGENT,
+                    "createdon": self._stamp(),
+                    "agent": True,
+                }
+                return note_id
+            if provider == "kustomer":
+                user = author_id or KUSTOMER_AGENT
+                if not public:
+                    return str(self._kustomer_note(ticket_id, text, user)["id"])
+                conversation = self._store("kustomer", "conversations")[ticket_id]
+                message_id = f"{self._next():024x}"
+                attachments = []
+                for name, content_type, data in files:
+                    attachment_id = f"{self._next():024x}"
+                    self.files[f"kustomer/{message_id}/{attachment_id}"] = (data, content_type)
+                    attachments.append(
+                        {"_id": attachment_id, "name": name, "contentType": content_type, "contentLength": len(data)}
+                    )
+                record = {
+                    "type": "message",
+                    "id": message_id,
+                    "attributes": {
+                        "channel": "chat",
+                        "app": "chat",
+                        "direction": "out",
+                        "preview": text,
+                        "attachments": attachments,
+                        "createdAt": self._stamp(),
+                    },
+                    "relationships": {
+                        "conversation": {"data": {"type": "conversation", "id": ticket_id}},
+                        "customer": conversation["relationships"]["customer"],
+                        "sentBy": {"data": {"type": "user", "id": user}},
+                    },
+                }
+                self._store("kustomer", "messages")[message_id] = record
+                conversation["attributes"]["messageCount"] += 1
+                return message_id
+        raise KeyError(f"the fake CRM does not answer as {provider!r}")
+
+    def agent_note(self, provider: str, ticket_id: str, text: str) -> str:
+        """An agent's internal note on the ticket: never a reply."""
+        return self.agent_reply(provider, ticket_id, text, public=False)
+
+    def notes(self, provider: str, ticket_id: str) -> list[str]:
+        """The private notes Switchboard wrote on the ticket (a reply that did not reach the customer), oldest first."""
+        with self._lock:
+            if provider == "zendesk":
+                comments = self._store("zendesk", "tickets")[str(ticket_id)]["comments"]
+                return [c["body"] for c in comments if _kind(provider, c) == "note"]
+            if provider == "salesforce":
+                rows = [c for c in self._store("salesforce", "CaseComment").values() if c["ParentId"] == ticket_id]
+            elif provider == "dynamics":
+                rows = [n for n in self._store("dynamics", "annotations").values() if n.get("_objectid_value") == ticket_id]
+            elif provider == "kustomer":
+                notes = self._store("kustomer", "notes").values()
+                rows = [n for n in notes if n["relationships"]["conversation"]["data"]["id"] == ticket_id]
+            else:
+                raise KeyError(f"the fake CRM does not answer as {provider!r}")
+            ordered = sorted(
+                rows, key=lambda r: str(r.get("CreatedDate") or r.get("createdon") or r.get("attributes", {}).get("createdAt"))
+            )
+            return [_body(provider, r) for r in ordered if _kind(provider, r) == "note"]
+
+    def set_ticket_contact(self, provider: str, ticket_id: str, contact_id: str) -> None:
+        """An agent moves the ticket to another existing contact (the agent's link of the customer to a contact)."""
+        with self._lock:
+            if provider == "zendesk":
+                self._store("zendesk", "tickets")[str(ticket_id)]["requester_id"] = int(contact_id)
+            elif provider == "salesforce":
+                self._store("salesforce", "Case")[ticket_id]["ContactId"] = contact_id
+            elif provider == "dynamics":
+                row = self._store("dynamics", "incidents")[ticket_id]
+                row["_customerid_value"] = row["_customerid_contact_value"] = contact_id
+            elif provider == "kustomer":
+                conversation = self._store("kustomer", "conversations")[ticket_id]
+                conversation["relationships"]["customer"] = {"data": {"type": "customer", "id": contact_id}}
+            else:
+                raise KeyError(f"the fake CRM does not answer as {provider!r}")
+
+    def publish(self, provider: str, record_id: str) -> None:
+        """An agent makes a record public: a Salesforce CaseComment published (the customer's own, perhaps)."""
+        with self._lock:
+            if provider != "salesforce":
+                raise KeyError("only Salesforce comments are published after the fact in this fake")
+            self._store("salesforce", "CaseComment")[record_id]["IsPublished"] = True
+
+    def zendesk_hooks(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The webhooks and triggers the Zendesk account has (what `apply` created)."""
+        return self.records("zendesk", "webhooks"), self.records("zendesk", "triggers")
+
+    def zendesk_signing_secret(self, webhook_id: str) -> str:
+        return str(self._store("zendesk", "webhooks")[webhook_id]["signing_secret"])
+
+    @staticmethod
+    def sign_event(provider: str, body: bytes, secret: str, *, timestamp: str | None = None) -> dict[str, str]:
+        """The headers the CRM sends with ``body``: Zendesk's signature over timestamp + body (``timestamp``
+        defaults to now), Kustomer's hex HMAC, or the shared key Salesforce's flow and Dataverse send."""
+        key = secret.encode("utf-8")
+        if provider == "zendesk":
+            stamp = timestamp or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            digest = hmac.new(key, stamp.encode("utf-8") + body, hashlib.sha256).digest()
+            return {
+                "X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode("ascii"),
+                "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+                "Content-Type": "application/json",
+            }
+        if provider == "kustomer":
+            digest_hex = hmac.new(key, body, hashlib.sha256).hexdigest()
+            return {"X-Kustomer-Webhook-Signature": digest_hex, "Content-Type": "application/json"}
+        if provider in ("salesforce", "dynamics"):
+            return {"X-Switchboard-Key": secret, "Content-Type": "application/json"}
+        raise KeyError(f"the fake CRM does not answer as {provider!r}")
+
+    def event_body(self, provider: str, ticket_id: str) -> bytes:
+        """What the CRM posts about the ticket: Zendesk's trigger body, the Salesforce flow's, a Dataverse
+        RemoteExecutionContext for the ticket's newest note, a Kustomer ``kustomer.message.create`` for its newest message."""
+        with self._lock:
+            if provider == "zendesk":
+                doc: dict[str, Any] = {"ticket_id": str(ticket_id)}
+            elif provider == "salesforce":
+                doc = {"case_id": ticket_id}
+            elif provider == "dynamics":
+                notes = [n for n in self._store("dynamics", "annotations").values() if n.get("_objectid_value") == ticket_id]
+                note_id = max(notes, key=lambda n: n["createdon"])["annotationid"] if notes else str(uuid.uuid4())
+                doc = dataverse_context(note_id, ticket_id, self.url)
+            elif provider == "kustomer":
+                messages = [
+                    m
+                    for m in self._store("kustomer", "messages").values()
+                    if m["relationships"]["conversation"]["data"]["id"] == ticket_id
+                ]
+                data = (
+                    max(messages, key=lambda m: m["attributes"]["createdAt"])
+                    if messages
+                    else {
+                        "type": "message",
+                        "id": f"{self._next():024x}",
+                        "attributes": {"direction": "out"},
+                        "relationships": {"conversation": {"data": {"type": "conversation", "id": ticket_id}}},
+                    }
+                )
+                doc = {
+                    "id": f"{self._next():024x}",
+                    "name": "kustomer.message.create",
+                    "org": "5f8481c6a22ab5b9d5f2dd8a",
+                    "partition": "5f8481c6a22ab5b9d5f2dd8a",
+                    "data": json.loads(json.dumps(data)),
+                    "createdAt": self._stamp(),
+                    "changes": None,
+                }
+            else:
+                raise KeyError(f"the fake CRM does not answer as {provider!r}")
+        return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+    def event(self, provider: str, ticket_id: str, secret: str | None = None) -> tuple[bytes, dict[str, str]]:
+        """An event about the ticket as the CRM sends it: (raw body, headers), signed with ``secret`` (default: the
+        fake's :data:`EVENTS_SECRETS`; for Zendesk, the signing secret of the webhook `apply` created, if any)."""
+        if secret is None:
+            hooks = self.records("zendesk", "webhooks") if provider == "zendesk" else []
+            secret = hooks[0]["signing_secret"] if hooks else EVENTS_SECRETS[provider]
+        body = self.event_body(provider, ticket_id)
+        return body, self.sign_event(provider, body, secret)
+
     def calls(self, *, provider: str | None = None, kind: str | None = None) -> list[Call]:
         with self._lock:
             return [c for c in self.log if (provider is None or c.provider == provider) and (kind is None or c.kind == kind)]
@@ -388,6 +662,10 @@ class FakeCrm:
             self.zendesk_keys.clear()
             self.revoked_refresh_tokens.clear()
             self.representation = False
+            self.page_size = 100
+            self.zendesk_ignores_author = False
+            self.files.clear()
+            self._cursors.clear()
             for tokens in self._tokens.values():
                 tokens.clear()
 
@@ -455,7 +733,8 @@ class FakeCrm:
                 )
             )
             # Serialised here, under the lock: the records an answer shows may change right after.
-            return _Answer(answer.status, None if answer.body is None else json.loads(json.dumps(answer.body)), answer.headers)
+            body_out = None if answer.body is None else json.loads(json.dumps(answer.body))
+            return _Answer(answer.status, body_out, answer.headers, answer.raw)
 
     def _fault_for(self, provider: str | None, method: str, path: str, kind: str) -> _Fault | None:
         if provider is None:
@@ -474,9 +753,11 @@ class FakeCrm:
 
     # -- Zendesk -----------------------------------------------------------------------------------
     def _zendesk(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: Any) -> _Answer:
-        path = path.removeprefix("/api/v2/").removesuffix(".json")
         auth = _header(headers, "Authorization")
         expected = "Basic " + base64.b64encode(f"{ZENDESK_EMAIL}/token:{ZENDESK_TOKEN}".encode()).decode()
+        if path.startswith("/attachments/"):  # private attachments: the account's credentials, on its own host
+            return self._file(f"zendesk{path}", authorised=auth == expected)
+        path = path.removeprefix("/api/v2/").removesuffix(".json")
         if auth is None and path == "users/me":
             return _Answer(200, {"user": {"id": None, "name": "Anonymous user", "role": "end-user"}})
         if auth != expected:
@@ -535,7 +816,12 @@ class FakeCrm:
                     {"error": "RecordInvalid", "description": "Record validation errors", "details": {"base": problems}},
                 )
             comment = ticket.pop("comment", None)
-            record = {"id": self._next(), "status": "new", "comments": [comment] if comment else [], **ticket}
+            record = {
+                "id": self._next(),
+                "status": "new",
+                "comments": [self._zendesk_comment(comment)] if comment else [],
+                **ticket,
+            }
             tickets[str(record["id"])] = record
             answer = _Answer(201, {"ticket": record, "audit": {"events": []}})
             if key is not None:  # a replay answers what the first call answered, not the ticket as it is now
@@ -552,9 +838,100 @@ class FakeCrm:
             update = dict(_need(body, "ticket", dict))
             comment = update.pop("comment", None)
             if comment:
-                record["comments"].append(comment)
+                record["comments"].append(self._zendesk_comment(comment))
             record.update(update)
             return _Answer(200, {"ticket": record, "audit": {"events": []}})
+        if method == "GET" and (m := re.fullmatch(r"tickets/(\d+)", path)):
+            record = tickets.get(m.group(1))
+            if record is None:
+                return _Answer(404, {"error": "RecordNotFound", "description": "Not found"})
+            return _Answer(200, {"ticket": {k: v for k, v in record.items() if k != "comments"}})
+        if method == "GET" and (m := re.fullmatch(r"tickets/(\d+)/comments", path)):
+            record = tickets.get(m.group(1))
+            if record is None:
+                return _Answer(404, {"error": "RecordNotFound", "description": "Not found"})
+            page = int(query.get("page") or 1)
+            size = self.page_size
+            chunk = record["comments"][(page - 1) * size : page * size]
+            more = page * size < len(record["comments"])
+            answer: dict[str, Any] = {
+                "comments": chunk,
+                "count": len(record["comments"]),
+                "next_page": f"{self.url}/zendesk/api/v2/tickets/{m.group(1)}/comments.json?page={page + 1}&include=users"
+                if more
+                else None,
+            }
+            if "users" in (query.get("include") or ""):
+                authors = {str(c.get("author_id")) for c in chunk}
+                answer["users"] = [u for key, u in users.items() if key in authors]
+            return _Answer(200, answer)
+        if path.startswith("webhooks") or path.startswith("triggers"):
+            return self._zendesk_hooks(method, path, query, body)
+        return _Answer(404, {"error": "InvalidEndpoint", "description": f"{method} {path}"})
+
+    def _stamp(self) -> str:
+        """Every record's creation time: one second after the previous record's, so order is exact and stable."""
+        return (_EPOCH + timedelta(seconds=next(self._clock))).isoformat().replace("+00:00", "Z")
+
+    def _zendesk_comment(self, comment: dict[str, Any], *, via: str = "api") -> dict[str, Any]:
+        body = str(comment.get("body") or comment.get("html_body") or "")
+        author = comment.get("author_id")
+        if author is None or self.zendesk_ignores_author:
+            author = ZENDESK_ADMIN_ID  # Zendesk's default: the token's own user
+        return {
+            "id": 900000 + self._next(),
+            "type": "Comment",
+            "body": body,
+            "plain_body": body,
+            "public": comment.get("public", True) is not False,
+            "author_id": author,
+            "created_at": self._stamp(),
+            "attachments": list(comment.get("attachments") or []),
+            "via": {"channel": via},
+        }
+
+    def _zendesk_hooks(self, method: str, path: str, query: dict[str, str], body: Any) -> _Answer:
+        hooks, triggers = self._store("zendesk", "webhooks"), self._store("zendesk", "triggers")
+        not_found = _Answer(404, {"errors": [{"code": "WebhookNotFound", "title": "Webhook not found"}]})
+        if method == "GET" and path == "webhooks":
+            needle = query.get("filter[name_contains]", "")
+            found = [{k: v for k, v in h.items() if k != "signing_secret"} for h in hooks.values() if needle in h["name"]]
+            return _Answer(200, {"webhooks": found, "meta": {"has_more": False}, "links": {"next": None, "prev": None}})
+        if method == "POST" and path == "webhooks":
+            hook = dict(_need(body, "webhook", dict))
+            if not hook.get("endpoint") or not hook.get("name") or not hook.get("subscriptions"):
+                return _Answer(
+                    400, {"errors": [{"code": "InvalidInput", "title": "name, endpoint and subscriptions are required"}]}
+                )
+            hook["id"] = f"01HFAKE{self._next():019d}"
+            hook["signing_secret"] = f"fake-zendesk-signing-{uuid.uuid4().hex}"
+            hooks[hook["id"]] = hook
+            return _Answer(201, {"webhook": {k: v for k, v in hook.items() if k != "signing_secret"}})
+        if m := re.fullmatch(r"webhooks/(\w+)(/signing_secret)?", path):
+            hook = hooks.get(m.group(1))
+            if hook is None:
+                return not_found
+            if method == "GET" and m.group(2):
+                return _Answer(200, {"signing_secret": {"algorithm": "sha256", "secret": hook["signing_secret"]}})
+            if method == "PUT" and not m.group(2):
+                hook.update({k: v for k, v in _need(body, "webhook", dict).items() if k not in ("id", "signing_secret")})
+                return _Answer(204)
+        if method == "GET" and path == "triggers":
+            return _Answer(200, {"triggers": list(triggers.values()), "next_page": None, "count": len(triggers)})
+        if (method == "POST" and path == "triggers") or (method == "PUT" and re.fullmatch(r"triggers/\d+", path)):
+            trigger = dict(_need(body, "trigger", dict))
+            for action in trigger.get("actions") or []:
+                if action.get("field") == "notification_webhook" and action["value"][0] not in hooks:
+                    return _Answer(422, {"error": "RecordInvalid", "description": "Actions: webhook does not exist"})
+            if method == "POST":
+                trigger["id"] = self._next()
+                triggers[str(trigger["id"])] = trigger
+                return _Answer(201, {"trigger": trigger})
+            existing = triggers.get(path.split("/")[1])
+            if existing is None:
+                return _Answer(404, {"error": "RecordNotFound", "description": "Not found"})
+            existing.update({k: v for k, v in trigger.items() if k != "id"})
+            return _Answer(200, {"trigger": existing})
         return _Answer(404, {"error": "InvalidEndpoint", "description": f"{method} {path}"})
 
     # -- Salesforce --------------------------------------------------------------------------------
@@ -636,10 +1013,37 @@ class FakeCrm:
                         }
                     ],
                 )
-            record = {"Id": salesforce_18(f"00a5g{self._next():010d}"), "CreatedById": api_user, **fields_in}
+            record = {
+                "Id": salesforce_18(f"00a5g{self._next():010d}"),
+                "CreatedById": api_user,
+                "CreatedByName": "Fake Admin One",
+                "CreatedDate": self._stamp().replace("Z", ".000+0000"),
+                "IsPublished": False,  # the API's default
+                **fields_in,
+            }
             self._store("salesforce", "CaseComment")[record["Id"]] = record
             return _Answer(201, {"id": record["Id"], "success": True, "errors": []})
+        if method == "GET" and path == "query":
+            m = re.search(r"FROM CaseComment WHERE ParentId = '(\w+)' ORDER BY CreatedDate$", query.get("q", ""))
+            if m is None:
+                return _Answer(400, [{"errorCode": "MALFORMED_QUERY", "message": "the fake answers one CaseComment query"}])
+            rows = sorted(
+                (c for c in self._store("salesforce", "CaseComment").values() if c["ParentId"] == m.group(1)),
+                key=lambda c: c["CreatedDate"],
+            )
+            return self._salesforce_batch([_soql_row(c) for c in rows])
+        if method == "GET" and (m := re.fullmatch(r"query/(01gFAKE\w+)", path)):
+            return self._salesforce_batch(self._cursors.pop(m.group(1), []))
         return _Answer(404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+
+    def _salesforce_batch(self, rows: list[dict[str, Any]]) -> _Answer:
+        chunk, rest = rows[: self.page_size], rows[self.page_size :]
+        answer: dict[str, Any] = {"totalSize": len(rows), "done": not rest, "records": chunk}
+        if rest:
+            cursor = f"01gFAKE{self._next():08d}"
+            self._cursors[cursor] = rest
+            answer["nextRecordsUrl"] = f"/services/data/v{SF_API_VERSION}/query/{cursor}"
+        return _Answer(200, answer)
 
     def _salesforce_refs(self, sobject: str, fields_in: dict[str, Any]) -> dict[str, Any] | None:
         owner = fields_in.get("OwnerId")
@@ -691,6 +1095,23 @@ class FakeCrm:
         m = _ENTITY.match(path)
         if method == "POST" and path in sets:
             return self._dynamics_write(path, str(uuid.uuid4()), body, headers, create_only=True)
+        if method == "GET" and path == "annotations":
+            if "$skiptoken" in query:
+                rows = self._cursors.pop(query["$skiptoken"], [])
+            else:
+                m = re.fullmatch(r"_objectid_value eq ([0-9a-f-]{36})", query.get("$filter", ""))
+                if m is None or query.get("$orderby") != "createdon asc":
+                    return _Answer(400, {"error": {"code": "0x80060888", "message": "the fake answers one annotations query"}})
+                notes = self._store("dynamics", "annotations").values()
+                chosen = [n for n in notes if n.get("_objectid_value") == m.group(1)]
+                names = "OData.Community.Display.V1.FormattedValue" in (_header(headers, "Prefer") or "")
+                rows = [_dataverse_note(n, query.get("$select", ""), names) for n in sorted(chosen, key=lambda n: n["createdon"])]
+            answer: dict[str, Any] = {"value": rows[: self.page_size]}
+            if rows[self.page_size :]:
+                token = f"fake{self._next()}"
+                self._cursors[token] = rows[self.page_size :]
+                answer["@odata.nextLink"] = f"{self.url}/dynamics/api/data/v9.2/annotations?$skiptoken={token}"
+            return _Answer(200, answer)
         if m is None or m.group(1) not in sets:
             return _Answer(404, {"error": {"code": "0x8006088a", "message": f"Resource not found for the segment '{path}'."}})
         entity_set, key = m.group(1), m.group(2).lower()
@@ -730,6 +1151,8 @@ class FakeCrm:
                         404, {"error": {"code": "0x80040217", "message": f"{target_set} With Id = {target_key} Does Not Exist"}}
                     )
                 row[f"_{name.split('@')[0]}_value"] = target_key
+                if name.startswith(("customerid_", "objectid_")):  # the polymorphic lookup's own column too
+                    row[f"_{name.split('_')[0]}_value"] = target_key
             else:
                 row[name] = value
         if entity_set == "incidents" and not row.get("title"):
@@ -738,6 +1161,9 @@ class FakeCrm:
             return _Answer(400, {"error": {"code": "0x80040200", "message": "customerid: required"}})
         primary = {"contacts": "contactid", "incidents": "incidentid", "annotations": "annotationid"}[entity_set]
         row[primary] = key
+        if not exists:
+            row["createdon"] = self._stamp()
+            row.setdefault("_createdby_value", DYN_APP_USER)
         row.setdefault("_ownerid_value", DYN_APP_USER)  # a row without an owner belongs to its creator
         store[key] = row
         location = f"{self.url}/dynamics/api/data/v9.2/{entity_set}({key})"
@@ -770,6 +1196,32 @@ class FakeCrm:
             store = customers if m.group(1) == "customers" else conversations
             found = next((r for r in store.values() if r["attributes"].get("externalId") == m.group(2)), None)
             return _Answer(200, {"data": found}) if found else not_found
+        if method == "GET" and (m := re.fullmatch(r"conversations/([0-9a-f]{24})", path)):
+            found = conversations.get(m.group(1))
+            return _Answer(200, {"data": found}) if found else not_found
+        if method == "GET" and (m := re.fullmatch(r"conversations/([0-9a-f]{24})/(messages|notes)", path)):
+            if m.group(1) not in conversations:
+                return not_found
+            records = [
+                r
+                for r in self._store("kustomer", m.group(2)).values()
+                if r["relationships"]["conversation"]["data"]["id"] == m.group(1)
+            ]
+            records.sort(key=lambda r: r["attributes"]["createdAt"], reverse=True)  # newest first, as Kustomer lists
+            page, size = int(query.get("page") or 1), int(query.get("pageSize") or self.page_size)
+            size = min(size, self.page_size)
+            following = f"/v1/{path}?page={page + 1}&pageSize={size}" if page * size < len(records) else None
+            return _Answer(
+                200, {"data": records[(page - 1) * size : page * size], "links": {"self": f"/v1/{path}", "next": following}}
+            )
+        if method == "POST" and path == "notes":
+            attributes = dict(body or {})
+            conversation = conversations.get(str(attributes.pop("conversation", "")))
+            if conversation is None or not attributes.get("body"):
+                return _Answer(400, {"errors": [{"code": "bad_request", "message": "conversation and body are required"}]})
+            return _Answer(201, {"data": self._kustomer_note(conversation["id"], attributes["body"], KUSTOMER_USER)})
+        if method == "GET" and (m := re.fullmatch(r"messages/([0-9a-f]{24})/attachments/(\w+)", path)):
+            return self._file(f"kustomer/{m.group(1)}/{m.group(2)}", authorised=True)
         if method == "GET" and (m := re.fullmatch(r"customers/([0-9a-f]{24})", path)):
             found = customers.get(m.group(1))
             return _Answer(200, {"data": found}) if found else not_found
@@ -818,15 +1270,42 @@ class FakeCrm:
                     400, {"errors": [{"code": "bad_request", "message": "conversation does not belong to the customer"}]}
                 )
             conversation["attributes"]["messageCount"] += 1
+            attributes.setdefault("createdAt", self._stamp())
             record = {
                 "type": "message",
                 "id": f"{self._next():024x}",
                 "attributes": attributes,
-                "relationships": {"conversation": {"data": {"type": "conversation", "id": conversation_id}}},
+                "relationships": {
+                    "conversation": {"data": {"type": "conversation", "id": conversation_id}},
+                    "customer": {"data": {"type": "customer", "id": customer_id}},
+                    "createdBy": {"data": {"type": "user", "id": KUSTOMER_USER}},
+                },
             }
             self._store("kustomer", "messages")[record["id"]] = record
             return _Answer(201, {"data": record})
         return not_found
+
+    def _kustomer_note(self, conversation_id: str, text: str, user: str) -> dict[str, Any]:
+        record = {
+            "type": "note",
+            "id": f"{self._next():024x}",
+            "attributes": {"body": text, "createdAt": self._stamp()},
+            "relationships": {
+                "conversation": {"data": {"type": "conversation", "id": conversation_id}},
+                "createdBy": {"data": {"type": "user", "id": user}},
+            },
+        }
+        self._store("kustomer", "notes")[record["id"]] = record
+        return record
+
+    def _file(self, key: str, *, authorised: bool) -> _Answer:
+        if not authorised:
+            return _Answer(401, {"error": "Couldn't authenticate you"})
+        found = self.files.get(key)
+        if found is None:
+            return _Answer(404, {"error": "RecordNotFound", "description": "Not found"})
+        data, content_type = found
+        return _Answer(200, None, {"Content-Type": content_type}, raw=data)
 
     def _kustomer_conversation(self, customer_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
         record = {
@@ -837,6 +1316,92 @@ class FakeCrm:
         }
         self._store("kustomer", "conversations")[record["id"]] = record
         return record
+
+
+def dataverse_context(note_id: str, incident_id: str, org_url: str) -> dict[str, Any]:
+    """A Dataverse ``RemoteExecutionContext`` for the Create of a note on a case (the shape a service endpoint posts)."""
+    contracts = "http://schemas.microsoft.com/xrm/2011/Contracts"
+    target = {
+        "__type": f"Entity:{contracts}",
+        "Attributes": [
+            {"key": "subject", "value": "Reply to customer"},
+            {
+                "key": "objectid",
+                "value": {"__type": f"EntityReference:{contracts}", "Id": incident_id, "LogicalName": "incident", "Name": None},
+            },
+            {"key": "annotationid", "value": note_id},
+        ],
+        "Id": note_id,
+        "LogicalName": "annotation",
+    }
+    return {
+        "BusinessUnitId": str(uuid.UUID(int=1)),
+        "CorrelationId": str(uuid.uuid4()),
+        "Depth": 1,
+        "InitiatingUserId": DYN_AGENT,
+        "InputParameters": [{"key": "Target", "value": target}],
+        "MessageName": "Create",
+        "Mode": 1,
+        "OrganizationName": urlsplit(org_url).hostname or "fake",
+        "OutputParameters": [{"key": "id", "value": note_id}],
+        "PrimaryEntityId": note_id,
+        "PrimaryEntityName": "annotation",
+        "Stage": 40,
+        "UserId": DYN_AGENT,
+    }
+
+
+def _body(provider: str, record: dict[str, Any]) -> str:
+    if provider == "zendesk":
+        return str(record["body"])
+    if provider == "salesforce":
+        return str(record["CommentBody"])
+    if provider == "dynamics":
+        return str(record.get("notetext") or "")
+    return str(record["attributes"].get("body") or record["attributes"].get("preview") or "")
+
+
+def _kind(provider: str, record: dict[str, Any]) -> str:
+    """What a record on a ticket is: the customer's ``message`` (Switchboard wrote it), Switchboard's private
+    ``note``, or the ``agent``'s (a reply or an internal note)."""
+    if provider == "zendesk":
+        if record.get("via", {}).get("channel") != "api":
+            return "agent"
+        return "message" if record.get("public", True) else "note"
+    if provider == "salesforce":
+        if record.get("agent"):
+            return "agent"
+        return "note" if NOTE_MARK in record["CommentBody"] else "message"
+    if provider == "dynamics":
+        if record.get("agent"):
+            return "agent"
+        return "note" if str(record.get("subject") or "").startswith("Switchboard:") else "message"
+    if record.get("type") == "note":
+        return "agent" if record["relationships"]["createdBy"]["data"]["id"] != KUSTOMER_USER else "note"
+    return "message" if record["attributes"].get("direction") == "in" else "agent"
+
+
+def _soql_row(comment: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "attributes": {"type": "CaseComment", "url": f"/services/data/v{SF_API_VERSION}/sobjects/CaseComment/{comment['Id']}"},
+        "Id": comment["Id"],
+        "CommentBody": comment["CommentBody"],
+        "IsPublished": comment["IsPublished"],
+        "CreatedById": comment["CreatedById"],
+        "CreatedBy": {"attributes": {"type": "User"}, "Name": comment.get("CreatedByName")},
+        "CreatedDate": comment["CreatedDate"],
+    }
+
+
+def _dataverse_note(note: dict[str, Any], select: str, names: bool) -> dict[str, Any]:
+    columns = [c.strip() for c in select.split(",") if c.strip()] or [k for k in note if not k.startswith("@")]
+    row = {c: note.get(c) for c in columns}
+    if names and "_createdby_value" in columns:
+        name = note.get("createdbyname") or (
+            "Switchboard (application user)" if note.get("_createdby_value") == DYN_APP_USER else None
+        )
+        row["_createdby_value@OData.Community.Display.V1.FormattedValue"] = name
+    return row
 
 
 class _Reply(Exception):

@@ -89,7 +89,8 @@ def test_every_route_declares_who_may_call_it() -> None:
     """Public on purpose, explicitly; anything else would need SigV4. (SAM's guided deploy also stops asking.)"""
     assert RESOURCES["Api"]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
     events = [e for f in FUNCTIONS.values() for e in f["Properties"].get("Events", {}).values() if e["Type"] == "Api"]
-    assert len(events) == 6
+    paths = {e["Properties"]["Path"] for e in events}
+    assert paths >= {"/webhooks/line/{account_id}", "/chat/{widget_id}/conversations", "/crm/{provider}/events"}
     assert all(e["Properties"]["Auth"] == {"Authorizer": "NONE"} for e in events)
 
 
@@ -101,3 +102,10 @@ def test_sam_build_needs_no_python312_builder() -> None:
         metadata = RESOURCES[name]["Metadata"]
         assert metadata["BuildMethod"] == "makefile" and metadata["ContextPath"] == "infra/deploy", name
         assert name in targets, name
+
+
+def test_the_sender_knows_its_queues_last_attempt() -> None:
+    """The sender marks a reply failed on the last receive before SQS would dead-letter it: the two must agree."""
+    env = RESOURCES["SenderFunction"]["Properties"]["Environment"]["Variables"]
+    redrive = RESOURCES["OutboundQueue"]["Properties"]["RedrivePolicy"]
+    assert int(env["SWITCHBOARD_MAX_RECEIVES"]) == int(redrive["maxReceiveCount"])

@@ -22,3 +22,10 @@ class S3BlobStore:
             )
         except Exception as exc:  # botocore errors: the message is retried whole by SQS
             raise StoreUnavailable(f"attachments bucket unavailable: {type(exc).__name__}") from exc
+
+    def presigned_url(self, key: str, *, expires_in: int) -> str:
+        """Signed locally (no call): the platform fetches the agent's file from the bucket within ``expires_in`` s."""
+        url: str = client("s3").generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
+        )
+        return url

@@ -30,6 +30,8 @@ def client(service: str) -> Any:
         connect_timeout=float(os.environ.get("SWITCHBOARD_AWS_CONNECT_TIMEOUT", "2")),
         read_timeout=float(os.environ.get("SWITCHBOARD_AWS_READ_TIMEOUT", "5")),
         retries={"mode": "standard", "max_attempts": 3},
+        # Presigned URLs (agents' files offered to a platform) signed with SigV4, which every region accepts.
+        signature_version="s3v4" if service == "s3" else None,
     )
     with _lock:  # sessions are not thread-safe; the clients they make are
         return _session().client(service, config=config)

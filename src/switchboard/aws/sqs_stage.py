@@ -77,8 +77,14 @@ class SqsStage:
         dlq_url_env: str,
         failure_log: DynamoFailureLog,
         queue_url_env: str | None = None,
+        on_give_up: Callable[[Envelope, str], None] | None = None,
     ) -> None:
         self.name = name
+        # Called with the envelope and the last reason when a retryable failure has used its last receive
+        # (``SWITCHBOARD_MAX_RECEIVES``, the queue's maxReceiveCount): the sender marks the reply failed and
+        # tells the agent before the message is dead-lettered, instead of it leaving silently.
+        self.on_give_up = on_give_up
+        self.max_receives = int(os.environ.get("SWITCHBOARD_MAX_RECEIVES", "0") or 0)
         self.process = process
         self.failure_log = failure_log
         self.dlq_url_env = dlq_url_env
@@ -106,6 +112,7 @@ class SqsStage:
 
     def _record(self, record: SQSRecord) -> dict[str, Any]:
         envelope_doc: dict[str, Any] | None = None
+        envelope: Envelope | None = None
         try:
             try:
                 # An envelope nests a platform's payload (itself at most safe_json.MAX_DEPTH deep) a few levels down.
@@ -126,8 +133,20 @@ class SqsStage:
             if is_permanent(exc) and self._dead_letter_now(record, exc):
                 return {"dead_lettered": describe(exc)}
             receives = int(record.attributes.approximate_receive_count or 1)
+            if envelope is not None and self.on_give_up is not None and 0 < self.max_receives <= receives:
+                self._give_up(envelope, exc)
+                if self._dead_letter_now(record, exc):
+                    return {"dead_lettered": describe(exc)}
             self._delays[record.message_id] = retry_delay(exc, receives, base=self.retry_base, cap=self.retry_cap)
             raise
+
+    def _give_up(self, envelope: Envelope, exc: BaseException) -> None:
+        if self.on_give_up is None:
+            return
+        try:
+            self.on_give_up(envelope, describe(exc))
+        except Exception:  # the message still goes to the dead-letter queue with its reason
+            logger.exception("giving up on a message failed", extra={"envelope_id": envelope.id})
 
     def _fail(self, record: SQSRecord, envelope_doc: dict[str, Any] | None, exc: BaseException) -> None:
         reason = describe(exc)

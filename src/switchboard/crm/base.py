@@ -8,13 +8,19 @@ retry, pace, or dead-letter without knowing any vendor.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
+from switchboard import safe_json
 from switchboard.envelope import Customer, Envelope
-from switchboard.errors import ConfigurationError, Permanent, Retryable, SwitchboardError
+from switchboard.errors import BadRequest, ConfigurationError, Permanent, Retryable, SwitchboardError, Unauthorized
+from switchboard.web import WebhookRequest
 
 if TYPE_CHECKING:
     from typing import Self
@@ -156,6 +162,151 @@ def _has_type(value: Any, schema: Mapping[str, Any]) -> bool:
         if isinstance(value, _JSON_TYPES[name]) and not (name in ("integer", "number") and isinstance(value, bool)):
             return True
     return False
+
+
+@dataclass(frozen=True)
+class AgentFile:
+    """A file an agent attached to a reply, where the CRM keeps it.
+
+    ``url`` is fetched by the sender with ``headers`` (which may carry the CRM's credential, so only
+    the URL without its query is ever logged); the bytes go to the attachments bucket and reach the
+    platform through a short-lived presigned URL.
+    """
+
+    name: str
+    url: str
+    content_type: str | None = None
+    size: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    """One public reply an agent wrote on the ticket or case (interface section 6: what counts per CRM)."""
+
+    crm_id: str  # the comment, CaseComment, note or message it is: what makes it one reply however often it is read
+    text: str
+    created_at: int  # ms, the CRM's own time: replies are sent in this order
+    author: str | None = None  # the agent's name, when the CRM gives it
+    files: tuple[AgentFile, ...] = ()
+
+
+@dataclass(frozen=True)
+class CrmThread:
+    """What an event makes Switchboard read of a ticket or case: who it is about now, and the agents' replies."""
+
+    ticket_id: str
+    contact_id: str | None  # the ticket's contact now (Zendesk requester, ContactId, customerid, Kustomer customer)
+    replies: tuple[AgentReply, ...] = ()
+
+
+@dataclass(frozen=True)
+class OwnWrites:
+    """What Switchboard itself wrote on the ticket, so no echo is ever read back as an agent's reply.
+
+    Whoever the CRM says wrote a record (the default user can be the agent who replies), a record
+    that is one of these is never a reply: ``contact_ids`` are every contact Switchboard wrote the
+    customer's messages as, ``message_ids`` the envelope ids of those messages (adapters derive
+    their record ids or external ids from them).
+    """
+
+    contact_ids: frozenset[str] = frozenset()
+    message_ids: frozenset[str] = frozenset()
+    # The bodies as written (``describe_message`` of each message), for a CRM whose records carry no id
+    # Switchboard chose (a Salesforce CaseComment an agent later made public): a record with one of these
+    # bodies, as the CRM stores it, is never a reply. Optional: without it the other rules still hold.
+    texts: frozenset[str] = frozenset()
+
+
+# -- the CRM's events: checks every CRM module shares (interface section 6) ---------------------------
+
+# The header Salesforce's flow and Dataverse's service endpoint send the shared key in.
+SHARED_KEY_HEADER = "X-Switchboard-Key"
+
+
+def events_secret(secret: object, refusal: Unauthorized) -> bytes:
+    """The events secret as bytes, or ``refusal`` raised when it is missing, empty or blank.
+
+    An HMAC keyed with the empty string is one anybody can compute, and an empty stored key equals
+    an empty presented one: a stack without its secret must refuse exactly as it refuses a forgery.
+    """
+    if not isinstance(secret, str) or not secret.strip():
+        raise refusal
+    return secret.encode("utf-8")
+
+
+def presented(request: WebhookRequest, header: str, refusal: Unauthorized) -> bytes:
+    """The stripped value of ``header`` as bytes; ``refusal`` when it is absent or blank."""
+    value = request.header(header)
+    if value is None or not value.strip():
+        raise refusal
+    return value.strip().encode("utf-8")
+
+
+def check_shared_key(request: WebhookRequest, secret: str) -> None:
+    """Refuse unless the request's :data:`SHARED_KEY_HEADER` equals ``secret`` (constant time, bytes)."""
+    refusal = Unauthorized(f"{SHARED_KEY_HEADER} does not match this stack's events secret", code="invalid_key")
+    key = events_secret(secret, refusal)
+    if not hmac.compare_digest(presented(request, SHARED_KEY_HEADER, refusal), key.strip()):
+        raise refusal
+
+
+def hmac_sha256(secret: bytes, data: bytes) -> bytes:
+    return hmac.new(secret, data, hashlib.sha256).digest()
+
+
+def event_body(request: WebhookRequest) -> Any:
+    """A verified event's JSON, through :mod:`switchboard.safe_json`; anything else is a BadRequest."""
+    try:
+        return safe_json.loads(request.body)
+    except safe_json.JsonError as exc:
+        raise BadRequest(f"the event body is not usable JSON: {exc}") from None
+
+
+def iso_ms(value: object) -> int | None:
+    """ISO 8601 (``Z``, ``+00:00`` or Salesforce's ``+0000``) as epoch ms; None for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    elif len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit():
+        text = f"{text[:-2]}:{text[-2:]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None  # a time without its zone could be hours off: not one the CRMs send
+    return int(parsed.timestamp() * 1000)
+
+
+def same_text(a: str, b: str) -> bool:
+    """Two bodies compared as a CRM may store them: surrounding whitespace and line endings aside."""
+    return a.replace("\r\n", "\n").strip() == b.replace("\r\n", "\n").strip()
+
+
+def same_origin(url: str, base: str) -> bool:
+    """Whether ``url`` is on the CRM's own scheme, host and port: the only place its credentials may go.
+
+    A CRM names where an agent's file or the next page is; a URL on another host (a CDN, or a value an
+    agent could influence) is fetched without the credential, never with it.
+    """
+    a, b = urlsplit(url), urlsplit(base)
+    return bool(a.scheme) and (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
+
+def note_with_ref(text: str, key: str) -> str:
+    """A private note's text ending in its key, so a retry that finds the note on the ticket adds no second one
+    (for a CRM whose notes take no client-chosen id)."""
+    return f"{text.rstrip()}\n\n{NOTE_REF_PREFIX}{key}"
+
+
+def has_note_ref(body: object, key: str) -> bool:
+    return isinstance(body, str) and body.rstrip().endswith(f"{NOTE_REF_PREFIX}{key}")
+
+
+NOTE_REF_PREFIX = "Switchboard ref: "
 
 
 class CrmAdapter(ABC):
@@ -312,3 +463,51 @@ class CrmAdapter(ABC):
     def drain_notices(self) -> list[CrmNotice]:
         """Hand over (and forget) what the admin should hear about since the last drain."""
         return []
+
+    # -- the way back: the CRM's events and its agents' replies (interface section 6) ------------------
+
+    # The secret under the CRM's ``secrets`` that proves its events (the shared key, or the HMAC key);
+    # for Zendesk, `apply` fetches it from the webhook it creates unless the file gives it.
+    events_secret_name: ClassVar[str] = "events_secret"  # noqa: S105 - a name, not a value
+
+    @classmethod
+    def verify_event(cls, request: WebhookRequest, secret: str, *, now: float) -> None:
+        """Raise :class:`~switchboard.errors.Unauthorized` unless the CRM sent ``request`` (``now``: unix seconds).
+
+        Constant time over the raw body; a missing, empty or blank ``secret`` refuses exactly as a
+        wrong signature does, so a stack without the secret verifies nothing.
+        """
+        raise NotImplementedError(f"{cls.provider} events cannot be verified yet")
+
+    @classmethod
+    def event_ticket(cls, request: WebhookRequest) -> str | None:
+        """The ticket or case id a verified event names; None when it names none (answered 200, nothing done).
+
+        Raise :class:`~switchboard.errors.BadRequest` for a body that is not the CRM's event. No call
+        is made: the replies are read from the API afterwards (:meth:`read_thread`).
+        """
+        raise NotImplementedError(f"{cls.provider} events cannot be read yet")
+
+    def read_thread(self, ticket_id: str, *, own: OwnWrites) -> CrmThread:
+        """The ticket's current contact and every agent's public reply on it, oldest first.
+
+        Read from the API on every event, so a lost, repeated or reordered event changes nothing.
+        Never an echo: nothing in ``own``, no private note, nothing the customer's side wrote.
+        """
+        raise NotImplementedError(f"replies cannot be read from {self.provider} yet")
+
+    def add_private_note(self, ticket_id: str, text: str, *, key: str) -> None:
+        """Tell the agents on the ticket (never the customer) that a reply did not reach the customer and why.
+
+        ``key`` is stable for one failure: a CRM with a client-chosen id or external id uses it so a retry
+        adds no second note.
+        """
+        raise NotImplementedError(f"notes cannot be written to {self.provider} yet")
+
+    def ensure_events_hook(self, endpoint: str) -> str | None:
+        """Zero-click set-up: make the CRM call ``endpoint`` on a new public reply; return the events secret.
+
+        Creates or updates exactly one of each thing it needs, so a second `apply` changes nothing.
+        None (the default) where the CRM's API does not allow it: docs/replies.md walks the admin through it.
+        """
+        return None

@@ -17,25 +17,35 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any, ClassVar, Self
 
 from switchboard.crm.base import (
+    AgentReply,
     ContactFields,
     ConversationRef,
     CrmAdapter,
     CrmAuthError,
     CrmRejected,
+    CrmThread,
     CrmUser,
+    OwnWrites,
+    check_shared_key,
+    event_body,
+    iso_ms,
+    same_origin,
     text_setting,
     truncate,
     url_setting,
 )
 from switchboard.crm.http import CrmHttp, describe_message, subject_for
 from switchboard.envelope import Envelope
+from switchboard.errors import BadRequest
 from switchboard.outbound_http import Response, Session
 from switchboard.settings import CrmSettings
+from switchboard.web import WebhookRequest
 
 DEFAULT_AUTHORITY_URL = "https://login.microsoftonline.com"
 API_PATH = "api/data/v9.2"
@@ -55,6 +65,53 @@ _GUID = re.compile(r"\(([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]
 def record_id(kind: str, key: str) -> str:
     """The deterministic primary key of the ``kind`` record standing for ``key``."""
     return str(uuid.uuid5(SWITCHBOARD_NAMESPACE, f"{kind}:{key}"))
+
+
+REPLY_PREFIX = "Reply"  # interface section 6: a note on the case is a reply when its title starts with this
+NOTE_TITLE = "Switchboard: reply not delivered"
+MAX_PAGES = 20
+_FORMATTED = "@OData.Community.Display.V1.FormattedValue"
+
+
+class _Text(HTMLParser):
+    """The text of a note's rich-text body (the timeline editor stores HTML), paragraphs as lines."""
+
+    _BREAKS = frozenset({"br", "p", "div", "li", "tr"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._BREAKS and self.parts:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def note_text(value: object) -> str:
+    """A note's ``notetext`` as the customer should read it: plain text kept, HTML reduced to its text."""
+    if not isinstance(value, str):
+        return ""
+    if "<" not in value or ">" not in value:
+        return value.strip()
+    parser = _Text()
+    parser.feed(value)
+    parser.close()
+    rows = [" ".join(row.split()) for row in "".join(parser.parts).split("\n")]
+    return "\n".join(row for row in rows if row)
+
+
+def _pairs(value: object) -> dict[str, Any]:
+    """A DataContract collection (``[{"key", "value"}...]``) as a dict; the JSON form Dataverse posts."""
+    if isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("key"), str):
+            out[item["key"]] = item.get("value")
+    return out
 
 
 def entity_id_from_header(value: str | None) -> str | None:
@@ -96,6 +153,8 @@ class DynamicsAdapter(CrmAdapter):
     }
     required_settings: ClassVar[tuple[str, ...]] = ("org_url", "tenant_id")
     required_secrets: ClassVar[tuple[str, ...]] = ("client_id", "client_secret")
+    # The key of its events (interface section 6); for Zendesk `apply` fetches it unless the file gives it.
+    optional_secrets: ClassVar[tuple[str, ...]] = ("events_secret",)
     contact_name_limit: ClassVar[int | None] = LASTNAME_LIMIT
 
     def __init__(
@@ -263,3 +322,100 @@ class DynamicsAdapter(CrmAdapter):
         if owner_id:
             body["ownerid@odata.bind"] = f"/systemusers({owner_id})"  # default_user.always
         self._write("annotations", record_id("annotation", message.id), body, create_only=True)
+
+    # -- the way back (interface section 6) ------------------------------------------------------------
+
+    @classmethod
+    def verify_event(cls, request: WebhookRequest, secret: str, *, now: float) -> None:
+        """The service endpoint's HttpHeader authentication sends ``X-Switchboard-Key``; constant time."""
+        check_shared_key(request, secret)
+
+    @classmethod
+    def event_ticket(cls, request: WebhookRequest) -> str | None:
+        """The case a ``RemoteExecutionContext`` is about: a note's ``objectid`` when it is an incident (the step on
+        Create of annotation), or the incident itself (an optional step on Update of incident: its customer changed).
+        Anything else (a note on an account, another table) names no case."""
+        body = event_body(request)
+        if not isinstance(body, dict) or "PrimaryEntityName" not in body:
+            raise BadRequest("the event body is not a Dataverse RemoteExecutionContext")
+        target = _pairs(body.get("InputParameters")).get("Target")
+        if not isinstance(target, dict):
+            return None
+        entity = body.get("PrimaryEntityName")
+        if entity == "annotation":
+            reference = _pairs(target.get("Attributes")).get("objectid")
+            if isinstance(reference, dict) and reference.get("LogicalName") == "incident":
+                found = reference.get("Id")
+                return str(found).lower() if isinstance(found, str) and _BARE_GUID.match(found) else None
+            return None
+        if entity == "incident":
+            found = target.get("Id") or body.get("PrimaryEntityId")
+            return str(found).lower() if isinstance(found, str) and _BARE_GUID.match(found) else None
+        return None
+
+    def _annotations(self, incident_id: str) -> Iterator[dict[str, Any]]:
+        """The case's notes oldest first: one filtered query (protocols 8.6), its ``@odata.nextLink`` pages followed."""
+        url: str | None = f"{self.api}/annotations"
+        params: dict[str, str] | None = {
+            "$filter": f"_objectid_value eq {incident_id}",
+            "$orderby": "createdon asc",
+            "$select": "annotationid,subject,notetext,createdon,_createdby_value",
+        }
+        headers = {"Prefer": 'odata.include-annotations="OData.Community.Display.V1.FormattedValue",odata.maxpagesize=500'}
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return
+            response = self.http.request(
+                "GET", url, auth=self._headers, refresh=self._forget_token, params=params, headers=headers
+            )
+            body = self.http.json_object(response)
+            rows = body.get("value")
+            for row in rows if isinstance(rows, list) else []:
+                if isinstance(row, dict):
+                    yield row
+            following = body.get("@odata.nextLink")
+            url = following if isinstance(following, str) and same_origin(following, self.api) else None
+            params = None
+
+    def read_thread(self, ticket_id: str, *, own: OwnWrites) -> CrmThread:
+        """Notes titled ``Reply...`` on the case, never one of Switchboard's own note ids; the case's ``customerid``."""
+        if not _BARE_GUID.match(ticket_id):
+            raise self.http.error(CrmRejected, "the case id is not a Dataverse id")
+        case = self._call("GET", f"incidents({ticket_id})", params={"$select": "_customerid_value"}, passthrough=(404,))
+        if case.status_code == 404:
+            return CrmThread(ticket_id=ticket_id, contact_id=None)
+        customer = self.http.json_object(case).get("_customerid_value")
+        mine = {record_id("annotation", message_id) for message_id in own.message_ids}
+        replies: list[AgentReply] = []
+        for note in self._annotations(ticket_id):
+            note_id = str(note.get("annotationid") or "").lower()
+            subject = note.get("subject")
+            if not note_id or note_id in mine or not isinstance(subject, str):
+                continue
+            if not subject.strip().startswith(REPLY_PREFIX):
+                continue  # an internal note: only a note titled "Reply..." goes to the customer
+            text = note_text(note.get("notetext"))
+            if not text:
+                continue
+            created = iso_ms(note.get("createdon"))
+            author = note.get(f"_createdby_value{_FORMATTED}")
+            replies.append(
+                AgentReply(
+                    crm_id=note_id,
+                    text=text,
+                    created_at=created if created is not None else 0,
+                    author=author if isinstance(author, str) else None,
+                )
+            )
+        replies.sort(key=lambda r: r.created_at)
+        return CrmThread(ticket_id=ticket_id, contact_id=str(customer).lower() if customer else None, replies=tuple(replies))
+
+    def add_private_note(self, ticket_id: str, text: str, *, key: str) -> None:
+        """A note (never titled ``Reply``) at an id derived from ``key``: create-once, so a retry adds nothing."""
+        body: dict[str, Any] = {
+            "subject": NOTE_TITLE,
+            "notetext": truncate(text, NOTE_TEXT_LIMIT),
+            "isdocument": False,
+            "objectid_incident@odata.bind": f"/incidents({ticket_id})",
+        }
+        self._write("annotations", record_id("note", key), body, create_only=True)

@@ -13,25 +13,40 @@ The look-up paths ``customers/externalId=...`` (documented) and ``conversations/
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hmac
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
 from switchboard.crm.base import (
+    AgentFile,
+    AgentReply,
     ContactFields,
     ConversationRef,
     CrmAdapter,
     CrmAuthError,
     CrmConfigError,
     CrmRejected,
+    CrmThread,
     CrmUser,
+    OwnWrites,
+    event_body,
+    events_secret,
+    has_note_ref,
+    hmac_sha256,
+    iso_ms,
+    note_with_ref,
+    presented,
+    same_origin,
     truncate,
     url_setting,
 )
 from switchboard.crm.http import CrmHttp, channel_info, describe_message, subject_for
 from switchboard.envelope import Envelope
+from switchboard.errors import BadRequest, Unauthorized
 from switchboard.outbound_http import Response, Session
 from switchboard.settings import CrmSettings
+from switchboard.web import WebhookRequest
 
 APP_NAME = "switchboard"
 # Kustomer's message channels are a closed list. A channel's declared medium (its generic kind:
@@ -41,6 +56,28 @@ KUSTOMER_CHANNELS = frozenset({"email", "sms", "chat", "facebook", "instagram", 
 FALLBACK_CHANNEL = "chat"
 NAME_LIMIT = 200
 PREVIEW_LIMIT = 4000
+NOTE_LIMIT = 10240  # a note's body is 1 to 10,240 characters
+SIGNATURE_HEADER = "X-Kustomer-Webhook-Signature"
+# The events that name a conversation: a new message (an agent's reply), and a conversation update (its
+# customer changed: the agent linked it to another customer). The others name none.
+MESSAGE_EVENT = "kustomer.message.create"
+CONVERSATION_EVENT = "kustomer.conversation.update"
+PAGE_SIZE = "100"
+MAX_PAGES = 20
+_OBJECT_ID = frozenset("0123456789abcdefABCDEF")
+
+
+def _is_object_id(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 24 and set(value) <= _OBJECT_ID
+
+
+def _related_id(resource: Mapping[str, Any], name: str) -> str | None:
+    """``relationships.<name>.data.id`` of a JSON:API resource."""
+    relationships = resource.get("relationships")
+    related = relationships.get(name) if isinstance(relationships, dict) else None
+    data = related.get("data") if isinstance(related, dict) else None
+    found = data.get("id") if isinstance(data, dict) else None
+    return str(found) if isinstance(found, str) and found else None
 
 
 def _data(body: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +133,8 @@ class KustomerAdapter(CrmAdapter):
     }
     required_settings: ClassVar[tuple[str, ...]] = ("base_url",)
     required_secrets: ClassVar[tuple[str, ...]] = ("api_key",)
+    # The key of its events (interface section 6); for Zendesk `apply` fetches it unless the file gives it.
+    optional_secrets: ClassVar[tuple[str, ...]] = ("events_secret",)
     contact_name_limit: ClassVar[int | None] = NAME_LIMIT
 
     def __init__(
@@ -209,3 +248,120 @@ class KustomerAdapter(CrmAdapter):
             "externalId": message.id,
         }
         self._call("POST", f"customers/{quote(contact_id, safe='')}/messages", json_body=body)
+
+    # -- the way back (interface section 6) ------------------------------------------------------------
+
+    @classmethod
+    def verify_event(cls, request: WebhookRequest, secret: str, *, now: float) -> None:
+        """Lowercase hex HMAC-SHA256 of the raw body with the webhook's secret, compared in constant time.
+
+        Hex is compared case-folded (the same digest either way). No timestamp: a replay only makes
+        Switchboard read the conversation again, which sends nothing twice.
+        """
+        refusal = Unauthorized(f"{SIGNATURE_HEADER} does not match the body", code="invalid_signature")
+        key = events_secret(secret, refusal)
+        received = presented(request, SIGNATURE_HEADER, refusal).lower()
+        if not hmac.compare_digest(received, hmac_sha256(key, request.body).hex().encode("ascii")):
+            raise refusal
+
+    @classmethod
+    def event_ticket(cls, request: WebhookRequest) -> str | None:
+        """The conversation of a ``kustomer.message.create`` event (``data.relationships.conversation.data.id``;
+        the payload's ``data`` is the message as ``GET /v1/messages/{id}`` returns it), or of a
+        ``kustomer.conversation.update`` (``data.id``). Other events name none."""
+        body = event_body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not isinstance(body.get("data"), dict):
+            raise BadRequest("the event body is not a Kustomer event")
+        data = body["data"]
+        if body["name"] == MESSAGE_EVENT and data.get("type") == "message":
+            found = _related_id(data, "conversation")
+        elif body["name"] == CONVERSATION_EVENT and data.get("type") == "conversation":
+            found = data.get("id")
+        else:
+            return None
+        return found if isinstance(found, str) and _is_object_id(found) else None
+
+    def _listing(self, path: str) -> Iterator[dict[str, Any]]:
+        """Each resource of a JSON:API listing, ``links.next`` followed on Kustomer's own host only."""
+        url: str | None = f"{self.base_url}/v1/{path}"
+        params: dict[str, str] | None = {"pageSize": PAGE_SIZE}
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return
+            body = self.http.json_object(self.http.request("GET", url, auth=self._headers, params=params))
+            rows = body.get("data")
+            for row in rows if isinstance(rows, list) else []:
+                if isinstance(row, dict):
+                    yield row
+            links = body.get("links")
+            following = links.get("next") if isinstance(links, dict) else None
+            if isinstance(following, str) and following.startswith("/"):
+                following = f"{self.base_url}{following}"
+            url = following if isinstance(following, str) and same_origin(following, self.base_url) else None
+            params = None
+
+    def read_thread(self, ticket_id: str, *, own: OwnWrites) -> CrmThread:
+        """Messages with ``direction: out`` not recorded by Switchboard (its app, its external ids); the customer."""
+        if not _is_object_id(ticket_id):
+            raise self.http.error(CrmRejected, "the conversation id is not a Kustomer id")
+        found = self._call("GET", f"conversations/{ticket_id}", passthrough=(404,))
+        if found.status_code == 404:
+            return CrmThread(ticket_id=ticket_id, contact_id=None)
+        customer = _related_id(_data(self.http.json_object(found)), "customer")
+        replies: list[AgentReply] = []
+        for message in self._listing(f"conversations/{ticket_id}/messages"):
+            attributes = message.get("attributes")
+            if not isinstance(attributes, dict) or not message.get("id") or attributes.get("direction") != "out":
+                continue
+            if attributes.get("app") == APP_NAME or attributes.get("externalId") in own.message_ids:
+                continue  # recorded by Switchboard: never sent back
+            message_id = str(message["id"])
+            files = self._files(message_id, attributes.get("attachments"))
+            text = attributes.get("preview")
+            if not (isinstance(text, str) and text.strip()) and not files:
+                continue
+            created = iso_ms(attributes.get("createdAt"))
+            replies.append(
+                AgentReply(
+                    crm_id=message_id,
+                    text=text if isinstance(text, str) else "",
+                    created_at=created if created is not None else 0,
+                    # A message names its sender by user id only; a name would cost a user look-up per reply.
+                    author=None,
+                    files=files,
+                )
+            )
+        replies.sort(key=lambda r: (r.created_at, r.crm_id))
+        return CrmThread(ticket_id=ticket_id, contact_id=customer, replies=tuple(replies))
+
+    def _files(self, message_id: str, attachments: object) -> tuple[AgentFile, ...]:
+        """A message's ``attachments`` (``_id``, ``name``, ``contentType``, ``contentLength``), each read through
+        ``GET /v1/messages/{message_id}/attachments/{id}`` with the API key."""
+        files: list[AgentFile] = []
+        for item in attachments if isinstance(attachments, list) else []:
+            if not isinstance(item, dict):
+                continue
+            attachment_id = item.get("_id") or item.get("id")
+            if not isinstance(attachment_id, str) or not attachment_id.isalnum():
+                continue
+            size = item.get("contentLength")
+            content_type = item.get("contentType")
+            files.append(
+                AgentFile(
+                    name=str(item.get("name") or "file"),
+                    url=f"{self.base_url}/v1/messages/{quote(message_id, safe='')}/attachments/{attachment_id}",
+                    content_type=content_type if isinstance(content_type, str) else None,
+                    size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+                    headers=self._headers(),
+                )
+            )
+        return tuple(files)
+
+    def add_private_note(self, ticket_id: str, text: str, *, key: str) -> None:
+        """A note on the conversation (``POST /v1/notes``), once per ``key``: the conversation's notes are read first."""
+        for note in self._listing(f"conversations/{ticket_id}/notes"):
+            attributes = note.get("attributes")
+            if isinstance(attributes, dict) and has_note_ref(attributes.get("body"), key):
+                return
+        body = {"conversation": ticket_id, "body": note_with_ref(truncate(text, NOTE_LIMIT - 100), key)}
+        self._call("POST", "notes", json_body=body)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
 from switchboard.crm.base import (
+    AgentReply,
     ContactFields,
     ConversationRef,
     CrmAdapter,
@@ -27,15 +28,26 @@ from switchboard.crm.base import (
     CrmConfigError,
     CrmNotice,
     CrmRejected,
+    CrmThread,
     CrmUser,
+    OwnWrites,
+    check_shared_key,
+    event_body,
+    has_note_ref,
+    iso_ms,
+    note_with_ref,
+    same_origin,
+    same_text,
     text_setting,
     truncate,
     url_setting,
 )
 from switchboard.crm.http import CrmHttp, describe_message, error_codes, subject_for
 from switchboard.envelope import Envelope
+from switchboard.errors import BadRequest
 from switchboard.outbound_http import Response, Session
 from switchboard.settings import CrmSettings
+from switchboard.web import WebhookRequest
 
 DEFAULT_API_VERSION = "59.0"
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
@@ -49,6 +61,7 @@ LASTNAME_LIMIT = 80
 SUBJECT_LIMIT = 255
 DESCRIPTION_LIMIT = 32000
 COMMENT_LIMIT = 4000
+MAX_QUERY_PAGES = 20  # 2,000 comments a page: far past any case a person reads
 # OAuth errors that condemn one refresh token but say nothing about the others.
 _TOKEN_REFUSED = frozenset({"invalid_grant", "inactive_user"})
 _CHECKSUM_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
@@ -79,6 +92,17 @@ def normalise_org_id(value: str) -> str:
         for j, c in enumerate(head[chunk * 5 : chunk * 5 + 5]):
             chars.append(c.upper() if bits & (1 << j) else c.lower())
     return "".join(chars)
+
+
+def case_safe_id(value: str) -> str:
+    """The 18-character form of a record id (a flow may send either; the API answered the 18-character one)."""
+    if len(value) == 18:
+        return value
+    suffix = ""
+    for chunk in range(3):
+        bits = sum(1 << j for j, c in enumerate(value[chunk * 5 : chunk * 5 + 5]) if "A" <= c <= "Z")
+        suffix += _CHECKSUM_ALPHABET[bits]
+    return value + suffix
 
 
 def daily_limit(response: Response) -> float | None:
@@ -129,6 +153,8 @@ class SalesforceAdapter(CrmAdapter):
     }
     required_settings: ClassVar[tuple[str, ...]] = ("login_url", "org_id")
     required_secrets: ClassVar[tuple[str, ...]] = ("client_id", "client_secret", "refresh_tokens")
+    # The key of its events (interface section 6); for Zendesk `apply` fetches it unless the file gives it.
+    optional_secrets: ClassVar[tuple[str, ...]] = ("events_secret",)
     list_secrets: ClassVar[tuple[str, ...]] = ("refresh_tokens",)
     contact_name_limit: ClassVar[int | None] = LASTNAME_LIMIT
 
@@ -396,5 +422,89 @@ class SalesforceAdapter(CrmAdapter):
         self, conversation: ConversationRef, *, ticket_id: str, contact_id: str, message: Envelope, owner_id: str | None
     ) -> None:
         # CaseComment has no owner of its own: it is created by the linked admin (the API user) in every mode.
+        # IsPublished is left to its default, false: the customer's own words are never a public reply to send back.
         body = {"ParentId": ticket_id, "CommentBody": truncate(describe_message(message), COMMENT_LIMIT)}
+        self._api("POST", "sobjects/CaseComment", json_body=body)
+
+    # -- the way back (interface section 6) ------------------------------------------------------------
+
+    @classmethod
+    def verify_event(cls, request: WebhookRequest, secret: str, *, now: float) -> None:
+        """The flow's HTTP callout sends the events secret in ``X-Switchboard-Key``; compared in constant time."""
+        check_shared_key(request, secret)
+
+    @classmethod
+    def event_ticket(cls, request: WebhookRequest) -> str | None:
+        """``{"case_id": "<Case Id>"}``, 15 or 18 characters, returned in the 18-character form Switchboard stored."""
+        body = event_body(request)
+        if not isinstance(body, dict) or "case_id" not in body:
+            raise BadRequest('the event body is not {"case_id": ...}')
+        value = body["case_id"]
+        if not isinstance(value, str) or not _RECORD_ID.match(value.strip()):
+            raise BadRequest("case_id is not a 15- or 18-character Salesforce id")
+        return case_safe_id(value.strip())
+
+    def _case_comments(self, case_id: str) -> list[dict[str, Any]]:
+        """The case's comments in CreatedDate order: one SOQL query (protocols 8.7), its further batches followed."""
+        if not _RECORD_ID.match(case_id):  # only letters and digits reach the query's literal
+            raise self.http.error(CrmRejected, "the case id is not a Salesforce id")
+        fields = "Id, CommentBody, IsPublished, CreatedById, CreatedBy.Name, CreatedDate"
+        soql = f"SELECT {fields} FROM CaseComment WHERE ParentId = '{case_id}' ORDER BY CreatedDate"  # noqa: S608 - an id checked above
+        response = self._api("GET", "query", params={"q": soql})
+        records: list[dict[str, Any]] = []
+        for _ in range(MAX_QUERY_PAGES):
+            body = self.http.json_object(response)
+            batch = body.get("records")
+            records.extend(r for r in (batch if isinstance(batch, list) else []) if isinstance(r, dict))
+            following = body.get("nextRecordsUrl")
+            if body.get("done") is not False or not isinstance(following, str) or not following.startswith("/services/"):
+                break
+            url = f"{self._current().instance_url}{following}"
+            if not same_origin(url, self._current().instance_url):
+                break
+            response = self.http.request("GET", url, auth=self._bearer, refresh=self._forget_session)
+        return records
+
+    def read_thread(self, ticket_id: str, *, own: OwnWrites) -> CrmThread:
+        """Published CaseComments, never one Switchboard wrote, and the case's ContactId.
+
+        Switchboard writes the customer's messages as unpublished comments; one an agent later made
+        public is still the customer's own when its body is one Switchboard wrote (``own.texts``).
+        """
+        if not _RECORD_ID.match(ticket_id):
+            raise self.http.error(CrmRejected, "the case id is not a Salesforce id")
+        case = self._api("GET", f"sobjects/Case/{ticket_id}", params={"fields": "Id,ContactId"}, passthrough=(404,))
+        if case.status_code == 404:
+            return CrmThread(ticket_id=ticket_id, contact_id=None)
+        contact = self.http.json_object(case).get("ContactId")
+        replies: list[AgentReply] = []
+        for record in self._case_comments(ticket_id):
+            text = record.get("CommentBody")
+            if record.get("IsPublished") is not True or not isinstance(text, str) or not record.get("Id"):
+                continue
+            if any(same_text(text, written) or same_text(text, truncate(written, COMMENT_LIMIT)) for written in own.texts):
+                continue
+            creator = record.get("CreatedBy")
+            name = creator.get("Name") if isinstance(creator, dict) else None
+            created = iso_ms(record.get("CreatedDate"))
+            replies.append(
+                AgentReply(
+                    crm_id=str(record["Id"]),
+                    text=text,
+                    created_at=created if created is not None else 0,
+                    author=name if isinstance(name, str) else None,
+                )
+            )
+        replies.sort(key=lambda r: r.created_at)
+        return CrmThread(ticket_id=ticket_id, contact_id=str(contact) if contact else None, replies=tuple(replies))
+
+    def add_private_note(self, ticket_id: str, text: str, *, key: str) -> None:
+        """An unpublished CaseComment, once per ``key``: CaseComment takes no external id, so it is looked for first."""
+        if any(has_note_ref(r.get("CommentBody"), key) for r in self._case_comments(ticket_id) if r.get("IsPublished") is False):
+            return
+        body = {
+            "ParentId": ticket_id,
+            "CommentBody": note_with_ref(truncate(text, COMMENT_LIMIT - 100), key),
+            "IsPublished": False,
+        }
         self._api("POST", "sobjects/CaseComment", json_body=body)

@@ -5,7 +5,9 @@ registered: built from its stored settings (its declared defaults filled in, wha
 named), who-am-I, a contact upserted, a ticket opened, a message appended, a redelivery that
 creates nothing, and the error classes the stage runner acts on (429 -> ``CrmRateLimited`` with
 ``retry_after``, 5xx -> ``Retryable``, a validation 4xx -> ``Permanent`` carrying the CRM's own
-words), with no secret in any error message or log line.
+words), with no secret in any error message or log line; and the way back (interface section 6): the
+CRM's signed event verified and read, an agent's reply read (never Switchboard's own writes), a private
+note written once, the zero-click set-up idempotent where there is one.
 
 What each CRM's requests look like is tested by its own recorded exchanges (test_<crm>.py); the
 stage's exactly-once with every CRM by test_stage.py.
@@ -14,6 +16,7 @@ stage's exactly-once with every CRM by test_stage.py.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,10 +28,12 @@ from fakes.crm import FakeCrm
 
 from switchboard import config_schema
 from switchboard.crm import registry
-from switchboard.crm.base import ConversationRef, CrmAdapter, CrmConfigError, CrmRateLimited
+from switchboard.crm.base import ConversationRef, CrmAdapter, CrmConfigError, CrmRateLimited, OwnWrites
+from switchboard.crm.http import describe_message
 from switchboard.envelope import Customer, Envelope
-from switchboard.errors import Permanent, Retryable
+from switchboard.errors import BadRequest, Permanent, Retryable, Unauthorized
 from switchboard.settings import crm_from_dict
+from switchboard.web import WebhookRequest
 
 PROVIDERS = registry.names()
 ACCOUNT = "contract-acct"
@@ -255,3 +260,70 @@ def _assert_no_secret(error: BaseException, log: str, secrets: dict[str, Any]) -
         cause = cause.__cause__ or cause.__context__
     leaked = [value for value in _secret_values(secrets) for text in texts if value in text]
     assert leaked == []
+
+
+# -- the way back (interface section 6) ------------------------------------------------------------
+
+
+def _written(adapter: CrmAdapter) -> tuple[str, OwnWrites]:
+    conversation = _conversation(7, user="U-way-back")
+    messages = [_message(conversation, 1, "Where is my parcel?"), _message(conversation, 2, "Order 4711")]
+    contact_id = adapter.upsert_contact(conversation, owner_id=None)
+    ticket_id = adapter.open_ticket(conversation, contact_id=contact_id, first_message=messages[0], owner_id=None)
+    adapter.append_message(conversation, ticket_id=ticket_id, contact_id=contact_id, message=messages[1], owner_id=None)
+    own = OwnWrites(
+        contact_ids=frozenset({contact_id}),
+        message_ids=frozenset(m.id for m in messages),
+        texts=frozenset(describe_message(m) for m in messages),
+    )
+    return ticket_id, own
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_crms_event_verifies_and_names_the_ticket_and_a_forgery_does_not(crm: FakeCrm, provider: str) -> None:
+    cls = registry.adapter_class(provider)
+    assert cls.events_secret_name in cls.optional_secrets  # `apply` and the schema accept it for every CRM
+    adapter, _ = _build(crm, provider)
+    ticket_id, _ = _written(adapter)
+    secret = fake.EVENTS_SECRETS[provider]
+    body, headers = crm.event(provider, ticket_id, secret)
+    signed = WebhookRequest("POST", f"/crm/{provider}/events", {}, {}, {k.lower(): v for k, v in headers.items()}, body, "r")
+    cls.verify_event(signed, secret, now=time.time())
+    assert cls.event_ticket(signed) == ticket_id
+    for wrong in ("", "  ", secret + "-not"):
+        with pytest.raises(Unauthorized):
+            cls.verify_event(signed, wrong, now=time.time())
+    with pytest.raises(BadRequest):
+        cls.event_ticket(WebhookRequest("POST", "/", {}, {}, {}, b"{not json", "r"))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_agents_reply_is_read_once_and_switchboards_own_writes_never(crm: FakeCrm, provider: str) -> None:
+    adapter, _ = _build(crm, provider)
+    ticket_id, own = _written(adapter)
+    assert adapter.read_thread(ticket_id, own=own).replies == ()
+    reply_id = crm.agent_reply(provider, ticket_id, "It left the depot this morning")
+    crm.agent_note(provider, ticket_id, "internal: never for the customer")
+    adapter.add_private_note(ticket_id, "The customer did not get your reply: blocked", key="undelivered:r-1")
+    adapter.add_private_note(ticket_id, "The customer did not get your reply: blocked", key="undelivered:r-1")
+
+    thread, again = adapter.read_thread(ticket_id, own=own), adapter.read_thread(ticket_id, own=own)
+
+    assert thread == again  # read, not consumed: a repeated event changes nothing
+    assert [(r.crm_id, r.text) for r in thread.replies] == [(reply_id, "It left the depot this morning")]
+    assert thread.contact_id in own.contact_ids
+    (note,) = crm.notes(provider, ticket_id)
+    assert note.startswith("The customer did not get your reply: blocked")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_zero_click_set_up_is_idempotent_or_absent(crm: FakeCrm, provider: str) -> None:
+    adapter, _ = _build(crm, provider)
+    before = len(crm.log)
+    secret = adapter.ensure_events_hook(f"https://api.example/crm/{provider}/events")
+    if secret is None:
+        assert len(crm.log) == before  # not offered: docs/replies.md walks the admin through it
+        return
+    since = len(crm.log)
+    assert adapter.ensure_events_hook(f"https://api.example/crm/{provider}/events") == secret
+    assert [f"{c.method} {c.path}" for c in crm.log[since:] if c.method != "GET"] == []  # a second apply writes nothing

@@ -13,8 +13,9 @@ from switchboard.aws.conversation_store import DynamoConversations
 from switchboard.channels.base import Reply, SendRefused, SendRetryable, Sent
 from switchboard.conversations import Conversation, OutMessage, transcript
 from switchboard.errors import Permanent, Retryable
+from switchboard.outbound import outbound_envelope
 from switchboard.route_stage import RouteDeps
-from switchboard.sender_stage import ReplyFailed, SenderDeps, outbound_envelope
+from switchboard.sender_stage import ReplyFailed, SenderDeps
 from switchboard.settings import Account, Workstream
 
 from ._fakes import envelope
@@ -28,6 +29,8 @@ SECRETS = FakeSecrets(values={"sb/account/line/line-tokyo": {"channel_access_tok
 
 
 class FakeChannel:
+    file_kinds: frozenset[str] = frozenset()
+
     def __init__(self, outcome: Exception | None = None) -> None:
         self.outcome = outcome
         self.sent: list[Reply] = []
@@ -153,4 +156,4 @@ def test_the_transcript_lists_both_directions_in_write_order(conversations: Dyna
     assert [(r["direction"], r["text"]) for r in rows] == [("in", "hi"), ("in", "anyone?"), ("out", "on our way")]
     out = rows[-1]
     assert out["author"] is None and out["crm_id"] is None
-    assert out["delivery"] == {"status": "pending", "error": None, "sent_at": None}
+    assert out["delivery"] == {"status": "pending", "error": None, "sent_at": None, "unsent_files": []}

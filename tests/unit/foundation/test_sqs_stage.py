@@ -202,3 +202,35 @@ def counted_calls() -> Iterator[list[str]]:
     finally:
         events.unregister("before-call", unique_id="counted-calls")
         clients.client.cache_clear()
+
+
+def test_the_last_retryable_attempt_gives_up_then_dead_letters_with_the_reason(
+    stage_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWITCHBOARD_MAX_RECEIVES", "3")
+    given_up: list[tuple[str, str]] = []
+
+    def flaky(envelope: Envelope) -> dict[str, Any]:
+        raise RuntimeError("LINE answered 503")
+
+    failures = DynamoFailureLog(stage_env["CONVERSATIONS_TABLE"])
+    stage = SqsStage(
+        "outbound",
+        flaky,
+        dlq_url_env="INBOUND_DLQ_URL",
+        failure_log=failures,
+        queue_url_env="INBOUND_QUEUE_URL",
+        on_give_up=lambda e, why: given_up.append((e.id, why)),
+    )
+    body = _envelope("e9").to_json()
+    for receives in (1, 2):
+        event = _event(body)
+        event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(receives)
+        assert stage.handle(event, Context())["batchItemFailures"] == [{"itemIdentifier": "m0"}]
+    assert given_up == [] and _dead_letters(stage_env["INBOUND_DLQ_URL"]) == []
+    event = _event(body)
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "3"
+    assert stage.handle(event, Context())["batchItemFailures"] == []  # handled: dead-lettered by the stage itself
+    assert given_up == [("line:acc:e9", "RuntimeError: LINE answered 503")]
+    [dead] = _dead_letters(stage_env["INBOUND_DLQ_URL"])
+    assert dead["MessageAttributes"]["error"]["StringValue"] == "RuntimeError: LINE answered 503"
