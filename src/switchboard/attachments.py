@@ -20,6 +20,10 @@ the same for every channel:
 - A failed download is retried a few times with backoff inside the run, then recorded on the
   attachment's ``error``. The message is stored and routed either way; only the bucket refusing
   a write fails the message (SQS then retries it whole, and the same keys are written again).
+- A platform that hands media out by id (WhatsApp) marks its request ``locates``: its answer is
+  JSON naming a short-lived URL on another origin, which the adapter turns into the request for the
+  bytes (:meth:`ChannelAdapter.attachment_location`, with the token the URL needs). A redirect
+  would not do: the fetcher drops credentials when a hop leaves the origin, as it must.
 - Keys live under the conversation and derive from the envelope id and position, never from a
   name the customer chose, so a retry overwrites instead of duplicating.
 """
@@ -34,8 +38,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from switchboard import channels
-from switchboard.channels.base import FetchRequest
+from switchboard import channels, safe_json
+from switchboard.channels.base import ChannelAdapter, FetchRequest
 from switchboard.envelope import UNSUPPORTED_TEXT, Attachment, Envelope
 from switchboard.errors import SecretMissing
 from switchboard.http_fetch import LazySecrets
@@ -47,6 +51,7 @@ from switchboard.settings import Account
 ATTEMPTS = 3
 BACKOFF_SECONDS = 0.5
 ATTEMPT_TIMEOUT = 20.0  # one download, connect to last byte
+LOCATION_MAX_BYTES = 64 * 1024  # a media node's JSON (url, mime_type, sha256, file_size, id)
 TIME_MARGIN = 5.0  # left to the run for storing the message and forwarding it
 
 # What a Content-Type says the file is, for URLs with no extension (LINE's content API, GBM's
@@ -272,6 +277,11 @@ class AttachmentKeeper:
             except (KeyError, SecretMissing) as exc:  # the account's secret, or the key in it, is missing
                 kept[index] = self._failed(envelope, index, attachment, f"not fetched: {exc.args[0] if exc.args else exc}")
                 continue
+            if request is not None and request.locates:
+                request, failure = self._locate(adapter, request, attachment, account, secrets)
+                if request is None:
+                    kept[index] = self._failed(envelope, index, attachment, failure)
+                    continue
             if request is None:
                 continue
             kept[index], refusal = self._keep_one(envelope, index, attachment, request, limits, conversation_id)
@@ -335,8 +345,37 @@ class AttachmentKeeper:
         )
         return replace(attachment, stored_key=key, size=len(fetched.body), name=attachment.name or name), None
 
+    def _locate(
+        self,
+        adapter: ChannelAdapter,
+        request: FetchRequest,
+        attachment: Attachment,
+        account: Account,
+        secrets: Mapping[str, str],
+    ) -> tuple[FetchRequest | None, str]:
+        """For media handed out by id (WhatsApp): ask where the bytes are, then (the request for them, "").
+
+        The answer is small JSON naming a short-lived URL, fetched with the same attempts and time
+        budget as the bytes; (None, why) when it cannot be had or names no place.
+        """
+        try:  # the node's size has nothing to do with the media's: the account's max_bytes is not its limit
+            fetched, failure = self._fetch(request, LOCATION_MAX_BYTES, None)
+        except FetchTooLarge:
+            return None, f"media not located: {request.target} answered more than {LOCATION_MAX_BYTES} bytes"
+        if fetched is None:
+            return None, f"media not located: {failure or 'no answer'}"
+        try:
+            located = adapter.attachment_location(safe_json.loads(fetched.body), attachment, account, secrets)
+        except (KeyError, SecretMissing) as exc:
+            return None, f"not fetched: {exc.args[0] if exc.args else exc}"
+        except ValueError:  # safe_json's JsonError: not JSON, or nested past what it reads
+            return None, f"media not located: {request.target} did not answer JSON"
+        if located is None:
+            return None, f"media not located: {request.target} named no URL"
+        return located, ""
+
     def _fetch(
-        self, request: FetchRequest, max_bytes: int, check: Callable[[str | None, int | None], None]
+        self, request: FetchRequest, max_bytes: int, check: Callable[[str | None, int | None], None] | None
     ) -> tuple[Fetched | None, str | None]:
         """(fetched, None), or (None, why) once the attempts or the run's time are used up."""
         last = "not fetched"

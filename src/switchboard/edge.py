@@ -7,6 +7,11 @@ handshake or signature (401/403), then the body (400), then each event's size (4
 enqueued unless every check passed, and 200 is answered only after SQS accepted every envelope; if
 it refused, 503 makes the platform deliver again (dedupe ids keep the retry from doubling anything).
 
+One URL may serve several accounts (interface section 2): for a channel that says so
+(:class:`SharedWebhook`, Meta's), each entry of a verified body is recorded under the account it
+names among those that verify with the same secret (:func:`sibling_accounts`); the settings and
+secrets of another account are read only when a body holds an entry for one.
+
 Only what another delivery could fix is 503. An account whose secret is missing or blank is a
 set-up error: its requests are refused as unsigned ones are (nothing can be verified without the
 secret, and a 503 would have the platform redeliver forever). A refusal writes one WARNING line that
@@ -15,13 +20,14 @@ quotes at most :data:`LOGGED_ID_CHARS` characters of the id, and never the body 
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from switchboard.channels.base import ChannelAdapter
+from switchboard.channels.base import ChannelAdapter, ParseResult
 from switchboard.envelope import Envelope
 from switchboard.errors import (
     BadRequest,
@@ -34,7 +40,7 @@ from switchboard.errors import (
     Unauthorized,
 )
 from switchboard.observability import logger, metrics
-from switchboard.ports import Publisher, SecretReader, SettingsReader
+from switchboard.ports import AccountDirectory, Publisher, SecretReader
 from switchboard.secret_names import secret_name
 from switchboard.settings import Account, is_valid_id
 from switchboard.web import WebhookRequest, WebhookResponse
@@ -58,7 +64,7 @@ def shown_id(value: str) -> str:
 
 @dataclass
 class EdgeDeps:
-    settings: SettingsReader
+    settings: AccountDirectory
     secrets: SecretReader
     publisher: Publisher
     secrets_prefix: str
@@ -105,7 +111,12 @@ def _receive(
         metrics.add_metric(name="HandshakesAnswered", unit="Count", value=1)
         return handshake
     adapter.verify(request, account, secrets)
-    result = adapter.parse(request, account, received_at=int(deps.clock() * 1000), correlation_id=correlation_id)
+    received_at = int(deps.clock() * 1000)
+    if isinstance(adapter, SharedWebhook):
+        lookup = sibling_accounts(adapter, account, secrets, deps)
+        result = adapter.parse_shared(request, account, accounts=lookup, received_at=received_at, correlation_id=correlation_id)
+    else:
+        result = adapter.parse(request, account, received_at=received_at, correlation_id=correlation_id)
     check_sizes(result.envelopes)
     for reason in result.skipped:
         logger.info("webhook item skipped", extra={"channel": adapter.channel, "account_id": account.id, "reason": reason})
@@ -114,6 +125,73 @@ def _receive(
     metrics.add_metric(name="EventsAccepted", unit="Count", value=len(result.envelopes))
     logger.info("webhook accepted", extra={"channel": adapter.channel, "account_id": account.id, "events": len(result.envelopes)})
     return adapter.accepted(result)
+
+
+@runtime_checkable
+class SharedWebhook(Protocol):
+    """A channel whose one webhook URL serves several of its accounts (interface section 2).
+
+    Meta posts every page's (number's, Instagram account's) events of one app to the app's one
+    callback URL, so a verified body may hold entries for the app's other accounts. Such an adapter
+    names the account setting each entry is keyed by (``account_key``) and parses with a look-up
+    from that key to the account (:func:`sibling_accounts`), recording each entry under its own.
+    """
+
+    account_key: ClassVar[str]
+
+    def signing_key_name(self, account: Account) -> str: ...
+
+    def parse_shared(
+        self,
+        request: WebhookRequest,
+        account: Account,
+        *,
+        accounts: Callable[[str], Account | None],
+        received_at: int,
+        correlation_id: str,
+    ) -> ParseResult: ...
+
+
+def sibling_accounts(
+    adapter: SharedWebhook, account: Account, secrets: Mapping[str, Any], deps: EdgeDeps
+) -> Callable[[str], Account | None]:
+    """The look-up from an entry's key to the account it is recorded under, for one verified body.
+
+    Only an enabled account of the same channel whose signing secret (the app secret) equals the
+    receiving account's: the body proved it came from that app, and from nothing else. The secrets
+    are compared in constant time. Each key is looked up once per body; the receiving account's own
+    entries never reach here. A sibling whose secret cannot be read is passed over (logged), as the
+    entry then has no account; a store that does not answer is a 503, as for the account itself.
+    """
+    key_name = adapter.signing_key_name(account)
+    ours = str(secrets.get(key_name) or "").encode("utf-8")
+    channel = account.channel
+    found: dict[str, Account | None] = {}
+
+    def lookup(value: str) -> Account | None:
+        if value not in found:
+            found[value] = _sibling(channel, adapter.account_key, value, key_name, ours, account.id, deps)
+        return found[value]
+
+    return lookup
+
+
+def _sibling(
+    channel: str, setting: str, value: str, key_name: str, ours: bytes, receiving: str, deps: EdgeDeps
+) -> Account | None:
+    for candidate in deps.settings.accounts_with(channel, setting, value):
+        if candidate.id == receiving or candidate.channel != channel or not candidate.enabled:
+            continue
+        name = secret_name(deps.secrets_prefix, "account", candidate.id, candidate.channel)
+        try:
+            theirs = deps.secrets.get(name).get(key_name)
+        except SecretMissing:
+            logger.warning("sibling account has no secret", extra={"channel": channel, "account_id": candidate.id})
+            continue
+        # A blank secret matches nothing: the receiving account's is never blank (checked before verify).
+        if isinstance(theirs, str) and theirs.strip() and hmac.compare_digest(theirs.encode("utf-8"), ours):
+            return candidate
+    return None
 
 
 def missing_secret(adapter: ChannelAdapter, account: Account, secrets: Mapping[str, Any]) -> str | None:

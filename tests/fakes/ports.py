@@ -29,6 +29,11 @@ class FakeSettings:
         self.lookups.append(account_id)
         return self.accounts.get(account_id)
 
+    def accounts_with(self, channel: str, setting: str, value: str) -> list[Account]:
+        self.lookups.append(f"{channel}.{setting}={value}")
+        found = [a for a in self.accounts.values() if a.channel == channel and str(a.option(setting)) == value]
+        return sorted(found, key=lambda a: a.id)
+
     def workstream(self, workstream_id: str) -> Workstream | None:
         self.lookups.append(workstream_id)
         return self.workstreams.get(workstream_id)

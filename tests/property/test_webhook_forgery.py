@@ -1,4 +1,4 @@
-"""Webhook forgery properties for LINE, Facebook Messenger and Google Business Messages.
+"""Webhook forgery properties for LINE, Facebook Messenger, WhatsApp and Google Business Messages.
 
 Every property starts from a genuine request (a recorded or realistic body, signed as the platform
 signs it), changes one thing an attacker or a mangling proxy could change, and requires the edge to
@@ -29,10 +29,13 @@ from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
 from switchboard import apigw, safe_json
-from switchboard.channels import facebook, gbm, line
+from switchboard.channels import facebook, gbm, instagram, line, whatsapp
 from switchboard.channels.facebook import FacebookAdapter
 from switchboard.channels.gbm import GbmAdapter
+from switchboard.channels.instagram import InstagramAdapter
 from switchboard.channels.line import LineAdapter
+from switchboard.channels.meta import MetaAdapter, sign_sha1
+from switchboard.channels.whatsapp import WhatsAppAdapter
 
 from ._support import (
     BASE64_ALPHABET,
@@ -52,6 +55,8 @@ from ._support import (
 
 TESTDATA = Path(line.__file__).resolve().parent / "testdata"
 PAGE = "104123456789012"
+IG_ACCOUNT = "17841400000000000"  # entry[].id of the recorded Instagram payloads
+WA_NUMBER = "106540352242922"  # metadata.phone_number_id of the recorded WhatsApp payloads
 # Text that unicode normalisation, escaping and re-encoding all change: composed and decomposed forms, kana, emoji, a slash.
 TRICKY = "Gr\u00fc\u00dfe, caf\u00e9 / cafe\u0301 \u30ac\u30ab\u3099 \U0001f44d \u2126 \ufb01"
 
@@ -104,6 +109,18 @@ def facebook_synthetic() -> list[bytes]:
     return [escaped, plain]
 
 
+def instagram_synthetic() -> list[bytes]:
+    escaped = instagram.build_message(IG_ACCOUNT, "1254459154682919", TRICKY, mid="m_property", now_ms=1_718_000_000_000)
+    plain = json.dumps(json.loads(escaped), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return [escaped, plain]
+
+
+def whatsapp_synthetic() -> list[bytes]:
+    escaped = whatsapp.build_message(WA_NUMBER, "447700900123", TRICKY, wamid="wamid.property", now_s=1_718_000_000)
+    plain = json.dumps(json.loads(escaped), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return [escaped, plain]
+
+
 def gbm_synthetic() -> list[bytes]:
     body = gbm.build_message(
         "72a88dca-58e8-4bb8-99bb-0302458fee1a",
@@ -143,6 +160,32 @@ CHANNELS = [
         options={"page_id": PAGE},
         case_insensitive_value=True,
     ).with_bases(recorded("facebook") + facebook_synthetic()),
+    Channel(
+        name="instagram",
+        target="instagram",
+        adapter=InstagramAdapter(),
+        header="X-Hub-Signature-256",
+        secrets={"app_secret": "ig-app-secret-93b0", "verify_token": "ig-verify-2d6a", "page_access_token": "EAAI-token"},
+        signing_secret="app_secret",
+        hash_name="sha256",
+        encoding="hex",
+        prefix="sha256=",
+        options={"instagram_id": IG_ACCOUNT},
+        case_insensitive_value=True,
+    ).with_bases(recorded("instagram") + instagram_synthetic()),
+    Channel(
+        name="whatsapp",
+        target="whatsapp",
+        adapter=WhatsAppAdapter(),
+        header="X-Hub-Signature-256",
+        secrets={"app_secret": "wa-app-secret-41d7", "verify_token": "wa-verify-5c2e", "access_token": "EAAJ-wa-token"},
+        signing_secret="app_secret",
+        hash_name="sha256",
+        encoding="hex",
+        prefix="sha256=",
+        options={"phone_number_id": WA_NUMBER},
+        case_insensitive_value=True,
+    ).with_bases(recorded("whatsapp") + whatsapp_synthetic()),
     Channel(
         name="gbm-client-token",
         target="gbm",
@@ -185,8 +228,10 @@ def test_every_channel_has_genuine_bodies_that_make_envelopes() -> None:
     # Without these the refusals below would prove nothing: the unmodified requests must be accepted.
     assert len(BY_NAME["line"].bases) == 8  # three recordings, stored and compact, plus two realistic bodies
     assert len(BY_NAME["facebook"].bases) >= 24  # echo-only and receipt-only recordings make no envelopes
-    assert len(BY_NAME["gbm-client-token"].bases) >= 16  # typing notices and receipts make no envelopes
+    assert len(BY_NAME["gbm-client-token"].bases) >= 16  # typing notices make no envelopes
     assert BY_NAME["gbm-partner-key"].bases == BY_NAME["gbm-client-token"].bases
+    assert len(BY_NAME["instagram"].bases) >= 24  # the echo-only recording makes no envelope
+    assert len(BY_NAME["whatsapp"].bases) >= 40  # other numbers' and template-status recordings make no envelopes
 
 
 @channels
@@ -521,9 +566,9 @@ def test_an_account_with_a_hollow_signing_secret_accepts_nothing(channel: Channe
         # Signed as an attacker would: with the hollow value itself, the empty key, or any short key.
         key = data.draw(st.one_of(st.just(value or ""), st.just(""), BLANKS, st.text(max_size=8)), label="signing key")
         headers = {"Content-Type": "application/json", channel.header: channel.signature(body, key=key)}
-        meta = channel.adapter.channel == "facebook"
+        meta = isinstance(channel.adapter, MetaAdapter)
         if meta and data.draw(st.booleans(), label="legacy sha1"):  # the account allows SHA-1 below
-            headers = {"Content-Type": "application/json", "X-Hub-Signature": facebook.sign_sha1(key, body)}
+            headers = {"Content-Type": "application/json", "X-Hub-Signature": sign_sha1(key, body)}
         options: dict[str, Any] = {"allow_sha1": True} if meta else {}
         assert_refused(deliver(hollowed, api_event(hollowed, body, headers, b64=data.draw(st.booleans())), **options))
 

@@ -1,6 +1,7 @@
 """A channel is its own module: outside it, at most two product source files name it in code.
 
-Adding a channel should be its module (or package), its ``functions/webhook_<channel>/`` folder, its
+Adding a channel should be its module (or package; a family's shared base module, such as Meta's for
+Facebook, Instagram and WhatsApp, counts as each member's own), its ``functions/webhook_<channel>/`` folder, its
 template resources and one registry line; anything else that has to know the channel by name is a
 place a newcomer must find and change. So, for every registered channel, the product's Python files
 (``src/``, ``functions/``, ``infra/``) other than those are read token by token and the files that
@@ -64,8 +65,24 @@ def _tokens(path: Path) -> list[tuple[int, str]]:
     return code_tokens(path.read_text(encoding="utf-8"))
 
 
+def _family(channel: str) -> tuple[str, ...]:
+    """The modules of the classes the channel's adapter is built from, below the shared base: a family's
+    common module (Meta's, for Facebook, Instagram and WhatsApp) is part of each member's own code."""
+    found = []
+    for cls in channels.adapter_class(channel).__mro__:
+        module = cls.__module__
+        if module.startswith("switchboard.channels.") and module != "switchboard.channels.base":
+            found.append("src/" + module.replace(".", "/") + ".py")
+    return tuple(found)
+
+
 def _own(relative: str, channel: str) -> bool:
-    own = (f"src/switchboard/channels/{channel}.py", f"src/switchboard/channels/{channel}/", f"functions/webhook_{channel}/")
+    own = (
+        f"src/switchboard/channels/{channel}.py",
+        f"src/switchboard/channels/{channel}/",
+        f"functions/webhook_{channel}/",
+        *_family(channel),
+    )
     return relative.startswith(own)
 
 

@@ -52,6 +52,7 @@ class DynamoSettings:
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str], tuple[float, dict[str, Any] | None]] = OrderedDict()
         self._lock = threading.Lock()  # OrderedDict's reordering is not atomic; readers may share a store across threads
+        self._listing: tuple[float, list[dict[str, Any]]] | None = None  # every account's document, for accounts_with
 
     def _doc(self, kind: str, object_id: str) -> dict[str, Any] | None:
         if not is_valid_id(object_id):
@@ -82,6 +83,36 @@ class DynamoSettings:
 
     def account(self, account_id: str) -> Account | None:
         return self._read("account", account_id, account_from_dict)
+
+    def accounts_with(self, channel: str, setting: str, value: str) -> list[Account]:
+        """The accounts of ``channel`` whose ``setting`` is ``value`` (a Meta app's other pages, by page id).
+
+        Nothing keys accounts by a setting, so this reads every account (one Query of their
+        partition) and keeps the list for the TTL: the edge asks only when a verified body holds an
+        entry for another account than the URL's, and a few accounts' documents are small.
+        """
+        docs = self._accounts()
+        found = [d for d in docs if d.get("channel") == channel and _text(d.get(setting)) == value]
+        return [account_from_dict(d) for d in sorted(found, key=lambda d: str(d.get("id")))]
+
+    def _accounts(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        with self._lock:
+            listed = self._listing
+            if listed is not None and now - listed[0] < self.ttl:
+                return listed[1]
+        docs: list[dict[str, Any]] = []
+        try:
+            paginator = client("dynamodb").get_paginator("query")
+            for page in paginator.paginate(
+                TableName=self.table, KeyConditionExpression="pk = :k", ExpressionAttributeValues={":k": {"S": "account"}}
+            ):
+                docs.extend(json.loads(item["doc"]["S"]) for item in page["Items"])
+        except Exception as exc:  # botocore errors: the caller turns this into a 5xx / retry
+            raise StoreUnavailable(f"settings table unavailable: {type(exc).__name__}") from exc
+        with self._lock:
+            self._listing = (now, docs)
+        return docs
 
     def workstream(self, workstream_id: str) -> Workstream | None:
         return self._read("workstream", workstream_id, workstream_from_dict)
@@ -117,3 +148,12 @@ class DynamoSettings:
         )
         with self._lock:
             self._cache.pop((kind, object_id), None)
+            if kind == "account":
+                self._listing = None
+
+
+def _text(value: Any) -> str | None:
+    """A setting as the key it is compared as: ids are strings, though YAML may have read one as a number."""
+    if value is None or isinstance(value, bool | dict | list):
+        return None
+    return str(value)

@@ -20,6 +20,8 @@ ADAPTERS: dict[str, str] = {
     "line": "switchboard.channels.line:LineAdapter",
     "facebook": "switchboard.channels.facebook:FacebookAdapter",
     "gbm": "switchboard.channels.gbm:GbmAdapter",
+    "whatsapp": "switchboard.channels.whatsapp:WhatsAppAdapter",
+    "instagram": "switchboard.channels.instagram:InstagramAdapter",
 }
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from switchboard import safe_json
 from switchboard.envelope import Attachment, Customer, Envelope
-from switchboard.errors import BadRequest, HttpError, Permanent, Retryable, SecretMissing, Unauthorized
+from switchboard.errors import BadRequest, HttpError, Permanent, Retryable, SecretMissing, SwitchboardError, Unauthorized
 from switchboard.settings import Account
 from switchboard.web import WebhookRequest, WebhookResponse
 
@@ -62,11 +62,30 @@ class FetchRequest:
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, str] = field(default_factory=dict)
+    # The answer is not the bytes but JSON saying where they are (WhatsApp hands media out by id: the
+    # id's node names a short-lived URL): :meth:`ChannelAdapter.attachment_location` reads it.
+    locates: bool = False
 
     @property
     def target(self) -> str:
         parts = urlsplit(self.url)
         return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+@dataclass(frozen=True)
+class OutFile:
+    """An agent's file offered to the platform with a reply: a short-lived presigned URL into the
+    attachments bucket (the platform fetches it), never the CRM's own URL or its credentials.
+
+    ``kind`` is the generic medium (image, video, audio, file) the sender worked out from the
+    content type; a channel carries the kinds it lists in :attr:`ChannelAdapter.file_kinds`.
+    """
+
+    name: str
+    url: str
+    kind: str  # image | video | audio | file
+    content_type: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,7 @@ class Reply:
     text: str
     last_customer_message_at: int | None = None
     author: str | None = None
+    files: tuple[OutFile, ...] = ()  # agents' files: only kinds in the channel's file_kinds, within the account's limits
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,17 @@ class Sent:
     """What the platform said when it took a reply: its own id for it, when it gives one."""
 
     platform_id: str | None = None
+    # Files of the reply the platform did not take although the text went: (file name, reason).
+    unsent_files: tuple[tuple[str, str], ...] = ()
+
+
+# What a receipt event carries (``Event(kind="receipt", data={"receipt": {...}})``): the route stage
+# moves the delivery of the conversation's replies it covers forward (sent -> delivered -> read; a
+# platform's ``failed`` marks it failed). Keys: ``status`` (one of RECEIPT_STATUSES), ``platform_ids``
+# (the platform's ids of the replies it covers, as ``Sent.platform_id`` recorded them), ``watermark``
+# (ms: every reply sent at or before it, for platforms that acknowledge by time, like Messenger), and
+# ``error`` (the platform's reason, for ``failed``). Receipts are never customer messages.
+RECEIPT_STATUSES = ("sent", "delivered", "read", "failed")
 
 
 class SendRetryable(Retryable):
@@ -104,6 +135,25 @@ class SendRefused(Permanent):
 
     def __init__(self, message: str, *, code: str) -> None:
         super().__init__(message)
+        self.code = code
+
+
+class SendDeferred(SwitchboardError):
+    """Not sent, on purpose: the platform takes the reply only after the customer writes again.
+
+    WhatsApp delivers free-form messages only within 24 h of the customer's last message; later only
+    an approved template goes. A channel whose account names one sends it and raises this, so the
+    reply is neither sent nor failed: it waits in the conversation and is sent when the customer
+    answers (interface section 8). Neither retryable (asking again sends another template) nor
+    permanent (the reply is still to be delivered). ``sent`` is the platform's answer for what went
+    instead (the template's id, whose receipts then name it); ``code`` is a short machine reason.
+    Every call outside the window sends the template again, so the caller holds the conversation's
+    later replies behind the waiting one instead of offering each to :meth:`ChannelAdapter.send`.
+    """
+
+    def __init__(self, message: str, *, sent: Sent, code: str = "awaiting_customer") -> None:
+        super().__init__(message)
+        self.sent = sent
         self.code = code
 
 
@@ -152,6 +202,8 @@ class ChannelAdapter(ABC):
     optional_secrets: ClassVar[tuple[str, ...]] = ()
     # Extra JSON Schema applied to the whole account object, for rules that tie settings together.
     schema_rules: ClassVar[tuple[Mapping[str, Any], ...]] = ()
+    # The kinds of agents' files (image, video, audio, file) this channel's send can carry (interface section 6).
+    file_kinds: ClassVar[frozenset[str]] = frozenset()
 
     def secrets_for(self, options: Mapping[str, object]) -> tuple[str, ...]:
         """Secrets this account needs given its settings (a channel may need more in some set-ups)."""
@@ -261,6 +313,17 @@ class ChannelAdapter(ABC):
         """
         return FetchRequest(attachment.url) if attachment.url else None
 
+    def attachment_location(
+        self, answer: Any, attachment: Attachment, account: Account, secrets: Mapping[str, str]
+    ) -> FetchRequest | None:
+        """Where the bytes are, read from the JSON ``answer`` to a request :meth:`attachment_request` marked
+        ``locates`` (a platform that hands media out by id); None when the answer names no place.
+
+        A second request rather than a redirect: the place is on another origin (where the fetcher would
+        drop credentials) and still needs the platform's token. Only such platforms override this.
+        """
+        return None
+
     def profile_request(self, envelope: Envelope, account: Account, secrets: Mapping[str, str]) -> FetchRequest | None:
         """The platform's profile look-up for the envelope's customer; None where there is none to make
         (the payload already names the customer, as GBM's does, or the id is not a person's)."""
@@ -276,7 +339,8 @@ class ChannelAdapter(ABC):
         """Deliver ``reply`` through the platform's send API with ``http`` (an ``outbound_http.Client``).
 
         Raise :class:`SendRetryable` when asking again later may work and :class:`SendRefused` when it
-        never will; an unknown outcome (a timeout after sending) is retryable, and the platform's
+        never will (that is about the text: a file the platform refuses is named in
+        :attr:`Sent.unsent_files`); an unknown outcome (a timeout after sending) is retryable, and the platform's
         idempotency key derived from ``reply.id`` keeps the retry from doubling the message.
         """
         raise NotImplementedError(f"replies cannot be sent on {self.channel} yet")

@@ -26,8 +26,12 @@ from switchboard.channels.facebook import FacebookAdapter, build_message, sign_s
 from switchboard.channels.gbm import GbmAdapter
 from switchboard.channels.gbm import build_message as build_gbm_message
 from switchboard.channels.gbm import sign as sign_gbm
+from switchboard.channels.instagram import InstagramAdapter
+from switchboard.channels.instagram import build_message as build_instagram_message
 from switchboard.channels.line import LineAdapter
 from switchboard.channels.line import sign as sign_line
+from switchboard.channels.whatsapp import WhatsAppAdapter
+from switchboard.channels.whatsapp import build_message as build_whatsapp_message
 from switchboard.edge import EdgeDeps
 from switchboard.envelope import Envelope
 from switchboard.errors import Forbidden, HttpError, Unauthorized
@@ -41,6 +45,10 @@ BRAND, AGENT = "b-1", "a-1"
 LINE_SECRETS = {"channel_secret": "line-secret-5a5a", "channel_access_token": "line-token-6b6b"}
 FB_SECRETS = {"app_secret": "fb-app-secret-7c7c", "verify_token": "fb-verify-8d8d", "page_access_token": "fb-page-9e9e"}
 GBM_SECRETS = {"client_token": "GBMCLIENTTOKEN42", "partner_key": "gbm-partner-key-0f0f"}
+WA_NUMBER = "106540352242922"
+IG_SECRETS = {"app_secret": "ig-app-secret-5b5b", "verify_token": "ig-verify-6c6c", "page_access_token": "ig-page-7d7d"}
+IG_ACCOUNT = "17841400000000000"
+WA_SECRETS = {"app_secret": "wa-app-secret-2e2e", "verify_token": "wa-verify-3f3f", "access_token": "EAAJ-wa-token-4a4a"}
 # How a secret can fail to be there: absent, empty, or nothing but whitespace.
 HOLLOW: list[str | None] = [None, "", " ", "\t\n"]
 HOLLOW_IDS = ["missing", "empty", "space", "whitespace"]
@@ -101,6 +109,14 @@ def fb_body() -> bytes:
     return build_message(PAGE, "6789012345678901", "hello", mid="m_refusal", now_ms=1_718_000_000_000)
 
 
+def instagram_body() -> bytes:
+    return build_instagram_message(IG_ACCOUNT, "1254459154682919", "hello", mid="m_refusal", now_ms=1_718_000_000_000)
+
+
+def whatsapp_body() -> bytes:
+    return build_whatsapp_message(WA_NUMBER, "16505551234", "hello", wamid="wamid.refusal", now_s=1_718_000_000)
+
+
 def gbm_body() -> bytes:
     return build_gbm_message(
         "conv-1", "hello", brand_id=BRAND, agent_id=AGENT, message_id="msg-refusal", now_ms=1_718_000_000_000
@@ -112,6 +128,8 @@ def account(channel: str, **options: Any) -> Account:
         "line": {},
         "facebook": {"page_id": PAGE},
         "gbm": {"brand_id": BRAND, "agent_id": AGENT},
+        "whatsapp": {"phone_number_id": WA_NUMBER},
+        "instagram": {"instagram_id": IG_ACCOUNT},
     }[channel]
     return Account(id=f"{channel}-acct", channel=channel, workstream="social", options={**base, **options})
 
@@ -366,7 +384,9 @@ def test_an_unsigned_deeply_nested_gbm_handshake_body_is_401_not_a_crash() -> No
 
 def deep_bodies(channel: str, depth: int) -> bytes:
     """A genuine body of the channel with one extra field nested ``depth`` levels."""
-    base = {"line": line_body, "facebook": fb_body, "gbm": gbm_body}[channel]()
+    base = {"line": line_body, "facebook": fb_body, "gbm": gbm_body, "whatsapp": whatsapp_body, "instagram": instagram_body}[
+        channel
+    ]()
     doc = json.loads(base)
     text = json.dumps(doc, separators=(",", ":"))
     return (text[:-1] + ',"deep":' + nested(depth) + "}").encode()
@@ -380,6 +400,16 @@ SIGNERS: dict[str, tuple[ChannelAdapter, Callable[[bytes], dict[str, str]], Mapp
         FB_SECRETS,
     ),
     "gbm": (GbmAdapter(), lambda body: {"X-Goog-Signature": sign_gbm(GBM_SECRETS["client_token"], body)}, GBM_SECRETS),
+    "whatsapp": (
+        WhatsAppAdapter(),
+        lambda body: {"X-Hub-Signature-256": sign_sha256(WA_SECRETS["app_secret"], body)},
+        WA_SECRETS,
+    ),
+    "instagram": (
+        InstagramAdapter(),
+        lambda body: {"X-Hub-Signature-256": sign_sha256(IG_SECRETS["app_secret"], body)},
+        IG_SECRETS,
+    ),
 }
 
 

@@ -308,12 +308,18 @@ def test_gbm_a_delivery_for_another_agent_is_acknowledged_and_enqueues_nothing(
     assert [e.id for _, e in gbm.enqueued()] == ["gbm:gbm-partner:msg-replayed"]
 
 
-def test_gbm_receipts_are_acknowledged_and_enqueue_nothing(gbm: Function) -> None:
+def test_gbm_receipts_are_acknowledged_and_enqueued_as_receipts_never_messages(gbm: Function) -> None:
     for name in ("gbm_read-receipt.json", "gbm_user-receipt.json"):
         doc = json.loads((TESTDATA / "gbm" / name).read_bytes())
         doc["agent"] = f"brands/{BRAND}/agents/{GBM_AGENTS['gbm']}"
         assert answer_of(gbm.invoke(gbm_post("gbm", json.dumps(doc).encode()))) == (200, "application/json", "{}")
-    assert gbm.enqueued() == []
+    enqueued = gbm.enqueued()
+    # The route stage applies them to the replies they name; no text, nothing for the CRM.
+    assert [(e.kind, e.text, e.data) for _, e in enqueued] == [
+        ("receipt", None, {"receipt": {"status": "read", "platform_ids": ["MESSAGE_ID"]}}),
+        ("receipt", None, {"receipt": {"status": "delivered", "platform_ids": ["MESSAGE_ID"]}}),
+    ]
+    assert {group for group, _ in enqueued} == {"gbm:gbm:CONVERSATION_ID"}
 
 
 def test_gbm_typing_is_acknowledged_and_enqueues_nothing(gbm: Function) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from switchboard import channels
 from switchboard.config import Desired, Issue, validate
 
 LINE_SECRET = "line-secret-from-env-6f1d"
@@ -557,7 +558,7 @@ def test_channel_settings_are_checked_by_their_declarations(base_dir: Path, acco
 def test_an_invalid_channel_is_the_accounts_only_error(base_dir: Path) -> None:
     """Without a known channel there is no telling which settings are unknown: one error, not one per setting."""
     assert errors(_with_account({**FACEBOOK, "channel": "telegram"}), base_dir) == [
-        "accounts[2].channel: must be one of line, facebook, gbm"
+        f"accounts[2].channel: must be one of {', '.join(channels.names())}"
     ]
 
 
