@@ -8,8 +8,9 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from infra.local.runtime import LocalFunction
@@ -58,9 +59,23 @@ def proxy_event(
     }
 
 
+class LocalPage(NamedTuple):
+    """A local-only answer (the demo portal of infra/local/demo_chat.py): served before the template's routes."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: dict[str, str] = {}
+
+
+# (method, path) -> the local page, or None for the API's routes. Never in template.yaml: never deployed.
+LocalPages = Callable[[str, str], LocalPage | None]
+
+
 class Gateway:
-    def __init__(self, routes: list[Route], host: str, port: int) -> None:
+    def __init__(self, routes: list[Route], host: str, port: int, pages: LocalPages | None = None) -> None:
         self.routes = routes
+        self.pages = pages
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,7 +87,7 @@ class Gateway:
             def _serve(self) -> None:
                 gateway.serve(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
@@ -102,6 +117,10 @@ class Gateway:
         if request.command == "GET" and path == "/healthz":
             self._reply(request, 200, "application/json", b'{"status":"ok"}')
             return
+        page = self.pages(request.command, path) if self.pages is not None else None
+        if page is not None:
+            self._reply(request, page.status, page.content_type, page.body, dict(page.headers))
+            return
         allowed = False
         for route in self.routes:
             match = route.regex.match(path)
@@ -121,17 +140,24 @@ class Gateway:
                 raise
             payload = answer.get("body") or ""
             data = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode("utf-8")
-            content_type = (answer.get("headers") or {}).get("Content-Type", "application/json")
-            self._reply(request, int(answer.get("statusCode", 200)), content_type, data)
+            headers = dict(answer.get("headers") or {})
+            content_type = str(headers.pop("Content-Type", "application/json"))
+            self._reply(request, int(answer.get("statusCode", 200)), content_type, data, headers)
             return
         status = 405 if allowed else 404
         message = "Method Not Allowed" if allowed else "Missing Authentication Token"  # what API Gateway says
         self._reply(request, status, "application/json", json.dumps({"message": message}).encode())
 
     @staticmethod
-    def _reply(request: BaseHTTPRequestHandler, status: int, content_type: str, data: bytes) -> None:
+    def _reply(
+        request: BaseHTTPRequestHandler, status: int, content_type: str, data: bytes, headers: dict[str, Any] | None = None
+    ) -> None:
         request.send_response(status)
         request.send_header("Content-Type", content_type)
+        # The function's own headers (CORS, caching), as API Gateway's proxy integration passes them on.
+        for name, value in (headers or {}).items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                request.send_header(str(name), str(value))
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
         request.wfile.write(data)

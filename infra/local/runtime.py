@@ -42,7 +42,9 @@ class LocalFunction:
         package = spec.code_dir.replace("/", ".")
         module = importlib.import_module(f"{package}.{module_name}")
         self.handler: Callable[[dict[str, Any], Any], Any] = getattr(module, attr)
-        self.lock = threading.Lock()
+        # One request at a time per environment, as Lambda runs them; Powertools' logger state (the correlation id)
+        # is per process, so only a function that asks for several environments lets its log lines interleave.
+        self.lock = threading.BoundedSemaphore(spec.environments)
         faults.install()
 
     def invoke(self, event: dict[str, Any]) -> Any:

@@ -15,10 +15,13 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.local.state import point_at_local, state_file, write_state
 from infra.local.template import create_resources, plan
+
+if TYPE_CHECKING:
+    from infra.local.gateway import LocalPages
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -38,6 +41,8 @@ class LocalStack:
     # Called with the state once the resources exist and before any request is let in: the command
     # applies the configuration here, so "ready" means configured.
     configure: Callable[[dict[str, Any]], None] | None = None
+    # Local-only pages the gateway serves before the API's routes (the demo portal, infra/local/demo_chat.py).
+    pages: LocalPages | None = None
     moto_port: int = 0
     workers: list[Any] = field(default_factory=list)
 
@@ -53,11 +58,6 @@ class LocalStack:
         self.queue_urls = create_resources(self.plan)
         self._export_function_environment()
 
-        state = self._state(endpoint, api_url="")
-        write_state(state)
-        if self.configure is not None:
-            self.configure(state)
-
         from infra.local.gateway import Gateway, Route
         from infra.local.runtime import LocalFunction
         from infra.local.workers import QueueWorker
@@ -68,7 +68,14 @@ class LocalStack:
             for logical, spec in self.plan.functions.items()
             for method, path in spec.routes
         ]
-        self.gateway = Gateway(routes, "127.0.0.1", self.port)
+        # Bound (not serving yet) before the configuration is applied: `apply` knows the API's URL, which a CRM's
+        # events are set up to call (Zendesk's webhook), as a deployed stack's ApiUrl output.
+        self.gateway = Gateway(routes, "127.0.0.1", self.port, pages=self.pages)
+        api_url = f"http://127.0.0.1:{self.gateway.port}"
+        state = self._state(endpoint, api_url=api_url)
+        write_state(state)
+        if self.configure is not None:
+            self.configure(state)
         import boto3
 
         sqs = boto3.client("sqs")
@@ -84,8 +91,6 @@ class LocalStack:
         self.gateway.start()
         for worker in self.workers:
             worker.start()
-        state = self._state(endpoint, api_url=f"http://127.0.0.1:{self.gateway.port}")
-        write_state(state)
         return state
 
     def stop(self) -> None:

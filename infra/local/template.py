@@ -64,6 +64,9 @@ class Function:
     batch_size: int = 10
     report_failures: bool = False
     timeout: int = 10
+    # Requests run at once (the template's Metadata.LocalEnvironments; Lambda would start more environments): a
+    # function whose requests wait (the chat's long poll) needs more than the one a plain request needs.
+    environments: int = 1
 
 
 class Resolver:
@@ -206,6 +209,7 @@ def plan(template_path: Path, *, stack: str, endpoint: str, visibility_timeout: 
             env=env,
             routes=[],
             timeout=int(props.get("Timeout", globals_fn.get("Timeout", 10))),
+            environments=max(1, int((res.get("Metadata") or {}).get("LocalEnvironments", 1))),
         )
         for event in (props.get("Events") or {}).values():
             eprops = event.get("Properties", {})

@@ -85,7 +85,7 @@ def serve(event: dict[str, Any], answer: Callable[[WebhookRequest], WebhookRespo
 def response(answer: WebhookResponse) -> dict[str, Any]:
     return {
         "statusCode": answer.status,
-        "headers": {"Content-Type": answer.content_type, "Cache-Control": "no-store"},
+        "headers": {"Content-Type": answer.content_type, "Cache-Control": "no-store", **answer.headers},
         "body": answer.body,
         "isBase64Encoded": False,
     }

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from switchboard import channels
+from switchboard import channels, chat_cors
 from switchboard.chat_auth import (
     AuthSettingError,
     ChatAuthError,
@@ -56,11 +56,12 @@ from switchboard.chat_auth import (
 from switchboard.chat_auth.errors import CODE_EXCHANGE_FAILED, INVALID_TOKEN, MISSING_TOKEN
 from switchboard.chat_auth.oauth import MAX_CODE_CHARS
 from switchboard.chat_auth.state import check as check_state
+from switchboard.chat_records import ChatSession, new_token
 from switchboard.conversations import Conversation, new_conversation_id
 from switchboard.envelope import Customer, Envelope, Identity
 from switchboard.errors import BadRequest, HttpError, NotFound, PayloadTooLarge, SecretMissing, StoreUnavailable
 from switchboard.observability import logger, metrics
-from switchboard.ports import ConversationReader, Publisher, SecretReader, SettingsReader, UsedLinks
+from switchboard.ports import ChatSessionOpener, ConversationReader, Publisher, SecretReader, SettingsReader, UsedLinks
 from switchboard.safe_json import JsonError
 from switchboard.safe_json import loads as safe_loads
 from switchboard.secret_names import secret_name
@@ -88,6 +89,8 @@ class ChatDeps:
     secrets_prefix: str
     allow_http: bool = False  # the local stack's key servers and IdPs listen on http://127.0.0.1
     clock: Callable[[], float] = field(default=time.time)
+    # Where a new chat's session is recorded (interface section 7); a chat start without it cannot answer a session.
+    sessions: ChatSessionOpener | None = None
 
 
 class ConfigurationFault(Exception):
@@ -124,32 +127,35 @@ class _ChatBody:
 def start(request: WebhookRequest, deps: ChatDeps, correlation_id: str = "") -> WebhookResponse:
     widget_id = request.path_params.get("widget_id", "")
     shown = _shown(widget_id)
+    cors: dict[str, str] = {}  # filled once the page's origin is allowed: every answer after that carries it
     try:
-        return _start(request, deps, widget_id, correlation_id or uuid.uuid4().hex)
+        return _start(request, deps, widget_id, correlation_id or uuid.uuid4().hex, cors).with_headers(cors)
     except ChatAuthError as refused:
         _log_refusal("chat start refused", refused, widget_id=shown)
-        return WebhookResponse.json(refused.http_status, refused.to_body())
+        return WebhookResponse.json(refused.http_status, refused.to_body()).with_headers(cors)
     except HttpError as refused:
         logger.warning("chat start refused", extra={"widget_id": shown, "status": refused.status, "error": refused.code})
         metrics.add_metric(name="ChatRefused", unit="Count", value=1)
-        return refused.response()
+        return refused.response().with_headers(cors)
     except (AuthSettingError, ConfigurationFault) as exc:
         logger.error("chat start misconfigured", extra={"widget_id": shown, "reason": str(exc)})
         metrics.add_metric(name="ChatFailed", unit="Count", value=1)
-        return WebhookResponse.json(500, {"error": "configuration_error", "message": "this chat is not fully configured"})
+        answer = WebhookResponse.json(500, {"error": "configuration_error", "message": "this chat is not fully configured"})
+        return answer.with_headers(cors)
     except StoreUnavailable as exc:
         logger.error("chat start not enqueued", extra={"widget_id": shown, "reason": str(exc)})
         metrics.add_metric(name="ChatFailed", unit="Count", value=1)
-        return WebhookResponse.json(503, {"error": "unavailable", "message": "not accepted, please try again"})
+        return WebhookResponse.json(503, {"error": "unavailable", "message": "not accepted, please try again"}).with_headers(cors)
 
 
-def _start(request: WebhookRequest, deps: ChatDeps, widget_id: str, correlation_id: str) -> WebhookResponse:
+def _start(request: WebhookRequest, deps: ChatDeps, widget_id: str, correlation_id: str, cors: dict[str, str]) -> WebhookResponse:
     if len(request.body) > MAX_CHAT_BODY_BYTES:
         raise PayloadTooLarge(f"body is over {MAX_CHAT_BODY_BYTES} bytes")
     # An id no configuration can hold is unknown without asking: no look-up, no cache entry, no key error.
     widget = deps.settings.widget(widget_id) if is_valid_id(widget_id) else None
     if widget is None or not widget.enabled:
         raise NotFound(f"no chat widget {_shown(widget_id)!r}")
+    cors.update(chat_cors.allowed(widget, request))  # a page not allowed is refused before anything is checked
     setting = _auth_setting(widget, deps)
     body = _parse_chat_body(request.body)
     now = deps.clock()
@@ -172,6 +178,7 @@ def _start(request: WebhookRequest, deps: ChatDeps, widget_id: str, correlation_
         identity=identity,
         conversation_id=conversation_id,
     )
+    session_token, session_expires_at = _open_session(deps, widget, conversation_id, customer, identity, now)
     deps.publisher.publish([envelope])
     metrics.add_metric(name="ChatStarted", unit="Count", value=1)
     logger.info(
@@ -186,8 +193,36 @@ def _start(request: WebhookRequest, deps: ChatDeps, widget_id: str, correlation_
             "contact_id": identity.contact_id,
             "context": identity.context,
             "expires_at": identity.expires_at,
+            "session_token": session_token,
+            "session_expires_at": session_expires_at,
         },
     )
+
+
+def _open_session(
+    deps: ChatDeps, widget: Widget, conversation_id: str, customer: Customer, identity: Identity, now: float
+) -> tuple[str, int]:
+    """Record the visitor's session before the chat is enqueued: the visitor's next call must find it.
+
+    Only the token's digest is stored; the token is answered once, here. A publish that fails after
+    this leaves a session for a conversation that never opens, which expires unused.
+    """
+    if deps.sessions is None:
+        raise ConfigurationFault("the chat start has no session store")
+    token, digest = new_token()
+    expires_at = int(now) + widget.session_minutes * 60
+    deps.sessions.open_session(
+        ChatSession(
+            conversation_id=conversation_id,
+            widget_id=widget.id,
+            customer=customer,
+            token_digest=digest,
+            created_at=int(now),
+            expires_at=expires_at,
+            authenticated=identity.authenticated,
+        )
+    )
+    return token, expires_at
 
 
 def _auth_setting(widget: Widget, deps: ChatDeps) -> AuthSetting | None:

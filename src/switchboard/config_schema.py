@@ -28,7 +28,7 @@ from functools import cache
 from typing import Any, Final
 
 from switchboard import channels, rules
-from switchboard.settings import ID_PATTERN
+from switchboard.settings import DEFAULT_CLIENT_FUNCTION, DEFAULT_SESSION_MINUTES, ID_PATTERN, SESSION_MINUTES_RANGE
 
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 SECTIONS: Final = ("accounts", "auth_settings", "widgets", "workstreams", "crm")
@@ -196,6 +196,11 @@ def _crm() -> tuple[dict[str, Any], dict[str, Any]]:
             },
             "additionalProperties": False,
         },
+        "replies": {
+            **_BOOL,
+            "default": True,
+            "description": "Agents' public replies in the CRM reach the customer (false: nothing is sent).",
+        },
         "secrets": {"description": "The CRM's credentials (see the provider's settings)."},
     }
     defs: dict[str, Any] = {"crm_none": _branch(common, {}, (), _secrets_schema((), ()), (), "No CRM")}
@@ -224,6 +229,13 @@ def _auth_setting() -> dict[str, Any]:
             **dict.fromkeys(common, True),
             "public_key_url": _ref("url", description="Returns one PEM public key, or a JSON array of keys with kid."),
             "issuer": {"type": "string", "description": "When set, a token's iss must equal it."},
+            "client_function": {
+                "type": "string",
+                "pattern": r"^[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*$",
+                "default": DEFAULT_CLIENT_FUNCTION,
+                "errorMessage": 'must be a dotted path on window, like "auth.getAuthenticationToken"',
+                "description": "The portal page's function the widget calls (with a callback) for the visitor's token.",
+            },
         },
         "required": ["public_key_url"],
         "additionalProperties": False,
@@ -284,6 +296,26 @@ def _widget() -> dict[str, Any]:
             "auth_setting": {"type": "string", "description": "The id of the auth setting signed-in visitors use."},
             "allow_anonymous": {**_BOOL, "default": False, "description": "Visitors without a token may chat too."},
             "enabled": {**_BOOL, "default": True},
+            "allowed_origins": {
+                "type": "array",
+                "items": {"type": "string", "pattern": r"^(\*|https?://[^/?#\s*]+)/?$"},
+                "default": [],
+                "errorMessage": 'must be a list of origins like "https://portal.example.com" (scheme and host), or "*"',
+                "description": 'The pages that may call this chat from a browser (CORS), by origin; "*": any page.',
+            },
+            "session_minutes": {
+                "type": "integer",
+                "minimum": SESSION_MINUTES_RANGE[0],
+                "maximum": SESSION_MINUTES_RANGE[1],
+                "default": DEFAULT_SESSION_MINUTES,
+                "errorMessage": f"must be a whole number from {SESSION_MINUTES_RANGE[0]} to {SESSION_MINUTES_RANGE[1]}",
+                "description": "How long a visitor's session token lasts (it is not renewed).",
+            },
+            "ask_contact": {
+                **_BOOL,
+                "default": True,
+                "description": "The widget asks an anonymous visitor for an optional name and e-mail before the chat.",
+            },
         },
         "required": ["id", "workstream"],
         "additionalProperties": False,

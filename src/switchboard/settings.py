@@ -15,6 +15,9 @@ from typing import Any, Final
 ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_CLOSE_AFTER_MINUTES = 1440
 DEFAULT_PRIORITY = 10
+DEFAULT_SESSION_MINUTES = 60  # a web chat visitor's session token (interface section 7)
+SESSION_MINUTES_RANGE: Final = (5, 1440)
+DEFAULT_CLIENT_FUNCTION = "auth.getAuthenticationToken"  # the page function a jwt widget asks for the token
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class Widget:
     auth_setting: str | None = None
     allow_anonymous: bool = False
     enabled: bool = True
+    # Web chat sessions (interface section 7): the pages that may call the chat from a browser, how long a
+    # visitor's session token lasts, and whether an anonymous visitor is asked for a name and an e-mail.
+    allowed_origins: tuple[str, ...] = ()
+    session_minutes: int = DEFAULT_SESSION_MINUTES
+    ask_contact: bool = True
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,9 @@ def widget_from_dict(data: dict[str, Any]) -> Widget:
         auth_setting=data.get("auth_setting"),
         allow_anonymous=bool(data.get("allow_anonymous", False)),
         enabled=bool(data.get("enabled", True)),
+        allowed_origins=tuple(str(o).rstrip("/") for o in data.get("allowed_origins") or ()),
+        session_minutes=int(data.get("session_minutes", DEFAULT_SESSION_MINUTES)),
+        ask_contact=bool(data.get("ask_contact", True)),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,11 @@ class WebhookResponse:
     status: int
     body: str
     content_type: str = "application/json"
+    # Extra response headers (CORS, caching); API Gateway passes them to the caller as they are.
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def with_headers(self, headers: Mapping[str, str]) -> WebhookResponse:
+        return replace(self, headers={**self.headers, **headers}) if headers else self
 
     @classmethod
     def json(cls, status: int, payload: object) -> WebhookResponse:

@@ -200,11 +200,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @contextlib.contextmanager
-def start_stack(config_path: Path, home: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+def start_stack(config_path: Path | None, home: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     """`switchboard local --config config_path` with its state in ``home``; stopped (and checked) on exit.
 
     For a module whose settings must not meet the session stack's (the CRM is global to a stack).
+    ``None`` runs the demo exactly as the README's `make demo` does (no ``--config``).
     """
+    demo = config_path is None
+    if config_path is None:
+        from infra.admin.local import DEMO_CONFIG
+
+        config_path = DEMO_CONFIG
     out_path, err_path = home / "local.out", home / "local.err"
     _hygiene.register_config(config_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -218,7 +224,11 @@ def start_stack(config_path: Path, home: Path, extra_env: dict[str, str] | None 
     env["SWITCHBOARD_HOME"] = str(home)
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(
-            [str(SWITCHBOARD), "local", "--port", "0", "--config", str(config_path)], stdout=out, stderr=err, env=env, cwd=ROOT
+            [str(SWITCHBOARD), "local", "--port", "0", *([] if demo else ["--config", str(config_path)])],
+            stdout=out,
+            stderr=err,
+            env=env,
+            cwd=ROOT,
         )
     try:
         deadline = time.monotonic() + READY_TIMEOUT

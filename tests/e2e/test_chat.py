@@ -192,7 +192,15 @@ def test_jwt_chat_context_drives_routing(chat: Chat, context: dict[str, Any], qu
     assert answer.status_code == 201, answer.text
     assert answer.headers["Content-Type"] == "application/json"
     created = answer.json()
-    assert set(created) == {"conversation_id", "authenticated", "contact_id", "context", "expires_at"}
+    assert set(created) == {
+        "conversation_id",
+        "authenticated",
+        "contact_id",
+        "context",
+        "expires_at",
+        "session_token",  # the visitor's session (interface section 7): tests/e2e/test_chat_sessions.py
+        "session_expires_at",
+    }
     assert (created["authenticated"], created["contact_id"], created["context"]) == (True, contact, context)
     assert created["expires_at"] == json.loads(_payload(token))["exp"]
 
@@ -224,6 +232,8 @@ def test_anonymous_visitor_where_the_widget_allows_it(chat: Chat) -> None:
         "contact_id": None,
         "context": {},
         "expires_at": None,
+        "session_token": created["session_token"],
+        "session_expires_at": created["session_expires_at"],
     }
     view = chat.routed(created["conversation_id"])
     assert (view["queue"], view["rule"], view["authenticated"]) == ("anonymous", "anonymous visitors", False)

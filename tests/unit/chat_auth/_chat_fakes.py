@@ -11,6 +11,7 @@ from fakes import ports
 from fakes.ports import FakeSecrets, RecordingPublisher
 
 from switchboard.chat_auth import KeyStore
+from switchboard.chat_records import ChatSession
 from switchboard.chat_start import ChatDeps
 from switchboard.conversations import Conversation
 from switchboard.envelope import Customer, Envelope
@@ -38,6 +39,16 @@ class FakeConversations:
 
     def get(self, conversation_id: str) -> Conversation | None:
         return self.stored.get(conversation_id)
+
+
+@dataclass
+class FakeSessions:
+    """The chat sessions the chat start opens (interface section 7), in memory."""
+
+    opened: dict[str, ChatSession] = field(default_factory=dict)
+
+    def open_session(self, session: ChatSession) -> None:
+        self.opened[session.conversation_id] = session
 
 
 @dataclass
@@ -108,6 +119,7 @@ def make_deps(
         publisher=RecordingPublisher(),
         conversations=FakeConversations({c.conversation_id: c for c in conversations}),
         links=FakeUsedLinks(),
+        sessions=FakeSessions(),
         keys=keys,
         secrets_prefix=PREFIX,
         clock=lambda: NOW,

@@ -68,7 +68,10 @@ def test_signed_in_visitor_gets_201_and_one_envelope(deps: ChatDeps, pair_a: Key
         "contact_id": CONTACT,
         "context": CONTEXT,
         "expires_at": NOW + 3600,  # the token's exp: the portal vouches for the visitor until then
+        "session_token": body["session_token"],  # its checks: tests/unit/chat_session/test_chat_session_api.py
+        "session_expires_at": NOW + 60 * 60,  # the widget's session_minutes (default 60)
     }
+    assert body["session_token"].startswith("sbs_") and token not in body["session_token"]
     (envelope,) = published(deps)
     assert envelope.conversation_id == body["conversation_id"]
     assert envelope.id == f"chat:web:{body['conversation_id']}:start"
@@ -106,6 +109,8 @@ def test_anonymous_visitor_where_allowed(deps: ChatDeps, widget: str) -> None:
         "contact_id": None,
         "context": {},
         "expires_at": None,
+        "session_token": body["session_token"],
+        "session_expires_at": NOW + 60 * 60,
     }
     (envelope,) = published(deps)
     assert not envelope.identity.authenticated

@@ -371,7 +371,8 @@ def test_template_gives_token_validate_least_privilege() -> None:
     assert all("*" not in a for a in actions)
     (put,) = [s for s in statements if "dynamodb:PutItem" in s["Action"]]
     assert put["Action"] == ["dynamodb:PutItem"]  # its own statement: the condition must not narrow the reads
-    assert put["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["l#*"]}}  # used links, never a conversation
+    # used links and chat sessions, never a conversation
+    assert put["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["l#*", "s#*"]}}
     rendered = json.dumps(statements)
     assert "ConversationsTable" in rendered and "/auth/*" in rendered and "/stack/state-key-??????" in rendered
     assert "/account/" not in rendered and "crm" not in rendered
