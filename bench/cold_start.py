@@ -24,7 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL = 1.25
-FUNCTIONS = ("webhook_line", "webhook_facebook", "webhook_gbm", "token_validate", "route", "crm_writer")
+# Every function of the template (functions/<name>/app.py): a new one is measured without a change here.
+FUNCTIONS = tuple(sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py")))
 FLOOR = "import boto3\nboto3.client('sqs')"
 CLIENT_ONLY = """
 import boto3, sys, time
@@ -53,6 +54,8 @@ def environment() -> dict[str, str]:
             "CRM_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/c.fifo",
             "INBOUND_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/d.fifo",
             "CRM_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/e.fifo",
+            "OUTBOUND_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/o.fifo",
+            "OUTBOUND_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/f.fifo",
             "SECRETS_PREFIX": "switchboard/bench",
             "ATTACHMENTS_BUCKET": "bench-attachments",
             "PYTHONDONTWRITEBYTECODE": "",

@@ -17,6 +17,7 @@ DEPS = route_stage.RouteDeps(
     settings=SETTINGS,
     conversations=CONVERSATIONS,
     crm_queue=wiring.crm_publisher(),
+    outbound=wiring.outbound_publisher(),
     names=NAMES,
     attachments=ATTACHMENTS,
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from switchboard.channels.base import FetchRequest
+from switchboard.chat_records import ChatCursor, ChatSession, ChatView
 from switchboard.conversations import Conversation, CrmState, CustomerRecord, Located, OutMessage, Profile, StoredMessage
 from switchboard.envelope import Envelope
 from switchboard.settings import Account, AuthSetting, CrmSettings, Widget, Workstream
@@ -23,6 +24,20 @@ class SettingsReader(Protocol):
     def widget(self, widget_id: str) -> Widget | None: ...
     def auth_setting(self, auth_setting_id: str) -> AuthSetting | None: ...
     def crm(self) -> CrmSettings: ...
+
+
+class AccountDirectory(Protocol):
+    """What the edge reads of the settings: an account by id, and a channel's accounts by a setting.
+
+    The second is how one webhook URL serves several accounts (interface section 2): Meta posts the
+    entries of all an app's pages to the one URL, and each entry names its account only by a setting
+    (a page id), not by our id.
+    """
+
+    def account(self, account_id: str) -> Account | None: ...
+    def accounts_with(self, channel: str, setting: str, value: str) -> list[Account]:
+        """The accounts of ``channel`` (enabled or not) whose ``setting`` is ``value``, ordered by id."""
+        ...
 
 
 class SecretReader(Protocol):
@@ -63,6 +78,36 @@ class UsedLinks(Protocol):
         ...
 
 
+class ChatSessionOpener(Protocol):
+    """Where the chat start records a visitor's session (token_validate; interface section 7)."""
+
+    def open_session(self, session: ChatSession) -> None:
+        """Store the new session (its token's digest, never the token). Raises StoreUnavailable when refused."""
+        ...
+
+
+class ChatSessions(Protocol):
+    """A visitor's chat session and the transcript it reads (the chat function; interface section 7).
+
+    The session is its own item, beside the conversation rather than in it: the route stage alone
+    writes conversations, and this function only ever writes the session's ``ended_at``.
+    """
+
+    def session(self, conversation_id: str) -> ChatSession | None: ...
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation as the route stage stored it (None until it has)."""
+        ...
+
+    def end_session(self, conversation_id: str, *, at: int) -> bool:
+        """Record the end once (a conditional write); False when the session had ended already or is absent."""
+        ...
+
+    def chat_view(self, conversation_id: str, cursor: ChatCursor) -> ChatView:
+        """One read of the conversation: its record, the customer's messages stored after ``cursor.seq`` and the
+        replies taken (sent, delivered or read) after ``cursor.reply``."""
+        ...
+
+
 class ConversationStore(Protocol):
     """Conversations, their messages and the crm stage's record of them.
 
@@ -99,6 +144,12 @@ class ConversationStore(Protocol):
 
     def current(self, key: str) -> Conversation | None: ...
     def get(self, conversation_id: str) -> Conversation | None: ...
+    def replies(self, conversation_id: str) -> list[OutMessage]: ...
+    def advance_reply(self, conversation_id: str, reply_id: str, *, status: str, error: str | None = None) -> bool:
+        """A receipt: sent -> delivered -> read, never back (``failed`` only before delivered); False when it moved nothing."""
+        ...
+
+    def set_waiting(self, key: str, conversation_id: str | None) -> None: ...
     def open(self, conversation: Conversation, *, replacing: Conversation | None) -> None: ...
     def save(self, conversation: Conversation) -> None: ...
     def put_message(self, conversation_id: str, envelope: Envelope, seq: int) -> StoredMessage:
@@ -153,9 +204,37 @@ class ReplyStore(Protocol):
         at: int,
         error: str | None = None,
         platform_id: str | None = None,
+        unsent_files: tuple[dict[str, str], ...] = (),
     ) -> bool:
         """Pending to ``status`` once; False when the reply was not pending (or does not exist)."""
         ...
+
+    def advance_reply(self, conversation_id: str, reply_id: str, *, status: str, error: str | None = None) -> bool:
+        """A receipt: sent -> delivered -> read, never back (``failed`` only before delivered); False when it moved nothing."""
+        ...
+
+    def crm_state(self, conversation_id: str) -> CrmState: ...
+    def hold_reply(self, conversation_id: str, reply_id: str, *, reason: str) -> bool:
+        """Keep a pending reply waiting for the customer's next message, ``reason`` shown as its error."""
+        ...
+
+    def set_waiting(self, key: str, conversation_id: str | None) -> None:
+        """Say on the customer (``Conversation.key``) which conversation's replies wait for its next message; None clears it."""
+        ...
+
+    def view(self, conversation_id: str) -> ConversationView | None:
+        """Everything of the conversation in one read; None when there is no such conversation."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    """A whole conversation as the sender needs it: read in one request (the conversation's partition)."""
+
+    conversation: Conversation
+    state: CrmState  # the crm stage's record (contact and ticket), counts not derived
+    messages: list[Envelope]  # the customer's, in order
+    replies: list[OutMessage]  # in the order they were written
 
 
 WriteMark = Literal["marked", "written before", "missing"]
@@ -222,6 +301,18 @@ class BlobStore(Protocol):
 
         Raises StoreUnavailable when the store refuses; the message is then retried whole.
         """
+        ...
+
+
+class SharedBlobs(BlobStore, Protocol):
+    def presigned_url(self, key: str, *, expires_in: int) -> str:
+        """A URL anyone holding it can GET ``key`` with, for ``expires_in`` seconds (an agent's file, offered to a platform)."""
+        ...
+
+
+class TicketIndex(Protocol):
+    def conversation_for_ticket(self, provider: str, ticket_id: str) -> str | None:
+        """The conversation whose ticket or case this is, or None when Switchboard opened no such ticket."""
         ...
 
 

@@ -28,12 +28,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from switchboard import rules
-from switchboard.conversations import REDELIVERY_HORIZON_MS, Conversation, facts, new_conversation_id
-from switchboard.envelope import Envelope
+from switchboard.conversations import REDELIVERY_HORIZON_MS, Conversation, CustomerRecord, facts, new_conversation_id
+from switchboard.envelope import RECEIPT, Envelope
 from switchboard.errors import ConfigurationError
 from switchboard.observability import logger
+from switchboard.outbound import resume_envelope
 from switchboard.ports import ConversationStore, Publisher, SettingsReader
 from switchboard.settings import Workstream
+
+RECEIPT_SLACK_MS = 2_000  # our "sent" is recorded just after the platform's own clock took the reply
 
 if TYPE_CHECKING:
     from switchboard.attachments import AttachmentKeeper
@@ -45,6 +48,7 @@ class RouteDeps:
     settings: SettingsReader
     conversations: ConversationStore
     crm_queue: Publisher
+    outbound: Publisher | None = None  # the customer's answer sends the replies that waited for it (WhatsApp)
     clock: Callable[[], float] = field(default=time.time)
     names: NameLookup | None = None  # customer names from the platforms' profile APIs; None: names as the edge gave them
     attachments: AttachmentKeeper | None = None  # attachment bytes into the bucket; None: attachments stay unfetched
@@ -71,11 +75,25 @@ def workstream_for(envelope: Envelope, settings: SettingsReader) -> Workstream:
 
 def process(envelope: Envelope, deps: RouteDeps) -> dict[str, Any]:
     now = int(deps.clock() * 1000)
+    if envelope.kind == RECEIPT:
+        return _apply_receipt(envelope, deps, now)
     workstream = workstream_for(envelope, deps.settings)
     if envelope.conversation_id:  # chat: token_validate chose the id and already answered it to the visitor
         return _store(envelope, deps.conversations.get(envelope.conversation_id), workstream, deps, now)
     store, key = deps.conversations, envelope.conversation_key
     customer = store.read_customer(key, since=now - REDELIVERY_HORIZON_MS)
+    result = _route(envelope, customer, workstream, deps, now)
+    if customer.waiting and not result.get("duplicate") and deps.outbound is not None:
+        # The customer wrote again: the replies that waited for it go now (after this message is stored,
+        # so the channel counts its window from it). A crash before the flag is cleared queues it again:
+        # the sender finds those replies sent and sends nothing twice.
+        deps.outbound.publish([resume_envelope(envelope, customer.waiting)])
+        store.set_waiting(key, None)
+    return result
+
+
+def _route(envelope: Envelope, customer: CustomerRecord, workstream: Workstream, deps: RouteDeps, now: int) -> dict[str, Any]:
+    store, key = deps.conversations, envelope.conversation_key
     try:
         # Attachments are fetched before the message is written: look in the current conversation first too,
         # so a redelivery does not fetch them again.
@@ -96,6 +114,45 @@ def process(envelope: Envelope, deps: RouteDeps) -> dict[str, Any]:
             store.release_customer(key)  # a name looked up but not yet written with the pointer
         except Exception as exc:  # the name is a nicety: a store hiccup must not fail the message
             logger.warning("profile not updated", extra={"profile": key, "error": type(exc).__name__})
+
+
+def _apply_receipt(envelope: Envelope, deps: RouteDeps, now: int) -> dict[str, Any]:
+    """A platform's receipt moves the delivery of the replies it covers forward; it is never a message.
+
+    It travels the customer's message group, so it comes after the customer's earlier events; the
+    replies it covers are in the customer's current conversation or one left within the redelivery
+    horizon (a receipt can trail a conversation that just closed). What it names: the platform's ids of
+    the replies (``platform_ids``), or a time up to which all were delivered or read (``watermark``,
+    Messenger), compared with when each reply was recorded sent, allowing :data:`RECEIPT_SLACK_MS` for
+    the gap between the platform's clock taking it and ours recording it.
+    """
+    receipt = envelope.data.get("receipt")
+    if not isinstance(receipt, dict) or receipt.get("status") not in ("sent", "delivered", "read", "failed"):
+        return {"receipt": "ignored", "reason": "no status"}
+    status = str(receipt["status"])
+    ids = {str(i) for i in receipt.get("platform_ids") or () if i}
+    watermark = receipt.get("watermark")
+    error = receipt.get("error")
+    store, key = deps.conversations, envelope.conversation_key
+    customer = store.read_customer(key, since=now - REDELIVERY_HORIZON_MS)
+    try:
+        candidates = [c for c in (customer.current_id, *customer.left) if c]
+    finally:
+        store.release_customer(key)
+    moved = 0
+    for conversation_id in candidates:
+        for reply in store.replies(conversation_id):
+            covered = (reply.platform_id is not None and reply.platform_id in ids) or (
+                isinstance(watermark, int)
+                and reply.sent_at is not None
+                and reply.sent_at <= watermark + RECEIPT_SLACK_MS
+                and reply.status in ("sent", "delivered")
+            )
+            if covered and store.advance_reply(
+                conversation_id, reply.id, status=status, error=str(error)[:500] if error and status == "failed" else None
+            ):
+                moved += 1
+    return {"receipt": status, "replies": moved}
 
 
 def _store(
@@ -178,6 +235,9 @@ def _absorb(conversation: Conversation, envelope: Envelope, workstream: Workstre
     if envelope.data.get("requested_live_agent") and not conversation.requested_live_agent:
         conversation = conversation.with_(requested_live_agent=True)
         changed = True
+    if envelope.kind == "event" and envelope.data.get("ends_conversation") is True and not conversation.closed:
+        # The customer ended it (a web chat's end, interface section 7): closed after every message sent before it.
+        conversation = conversation.with_(closed=True)
     return _reroute(conversation, envelope, workstream, now) if changed else conversation
 
 

@@ -11,6 +11,9 @@ Everything is fixed (times, ids), so the files only change when the formats do:
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import sys
 from pathlib import Path
@@ -97,7 +100,7 @@ def sqs_event(queue: str, bodies: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def events() -> dict[str, Any]:
-    from switchboard.channels import facebook, gbm, line
+    from switchboard.channels import facebook, gbm, instagram, line, whatsapp
     from switchboard.envelope import Customer, Envelope, Routing
 
     accounts = _accounts()
@@ -170,6 +173,42 @@ def events() -> dict[str, Any]:
         body,
     )
 
+    a = accounts["whatsapp-sample"]
+    body = whatsapp.build_message(
+        a["phone_number_id"], "16505551234", "Hello from WhatsApp", wamid="wamid.SAMPLE-1", now_s=SENT_MS // 1000
+    )
+    out["webhook_whatsapp"] = api_event(
+        "POST",
+        "/webhooks/whatsapp/{account_id}",
+        f"/webhooks/whatsapp/{a['id']}",
+        {"account_id": a["id"]},
+        {"Content-Type": "application/json", "X-Hub-Signature-256": facebook.sign_sha256(a["secrets"]["app_secret"], body)},
+        body,
+    )
+
+    a = accounts["instagram-sample"]
+    body = instagram.build_message(
+        a["instagram_id"], "1234567890123456", "Hello from Instagram", mid="m_ig-sample-1", now_ms=SENT_MS
+    )
+    out["webhook_instagram"] = api_event(
+        "POST",
+        "/webhooks/instagram/{account_id}",
+        f"/webhooks/instagram/{a['id']}",
+        {"account_id": a["id"]},
+        {"Content-Type": "application/json", "X-Hub-Signature-256": facebook.sign_sha256(a["secrets"]["app_secret"], body)},
+        body,
+    )
+
+    # The widget's configuration as the embedded script asks for it (the visitor's other calls need a session).
+    out["chat"] = api_event(
+        "GET",
+        "/chat/{widget_id}/config",
+        "/chat/web-sample/config",
+        {"widget_id": "web-sample"},
+        {"Origin": "https://portal.example.com"},
+        None,
+    )
+
     body = json.dumps({"text": "Hello from the web chat", "customer": {"name": "Sam Sample"}}).encode()
     out["token_validate"] = api_event(
         "POST",
@@ -205,6 +244,24 @@ def events() -> dict[str, Any]:
         data={"direction": "out"},
     )
     out["sender"] = sqs_event("outbound", [(CONVERSATION_ID, reply.to_json())])
+
+    # A Zendesk trigger's webhook call about a ticket, signed as Zendesk signs (timestamp + body) with a sample
+    # signing secret. The rehearsal's stack has no CRM, so crm_events answers 404 unknown_provider: it runs.
+    body = b'{"ticket_id":"35436"}'
+    stamp = "2026-01-01T00:00:00Z"
+    signature = base64.b64encode(hmac.new(b"sample-zendesk-signing-secret", stamp.encode() + body, hashlib.sha256).digest())
+    out["crm_events"] = api_event(
+        "POST",
+        "/crm/{provider}/events",
+        "/crm/zendesk/events",
+        {"provider": "zendesk"},
+        {
+            "Content-Type": "application/json",
+            "X-Zendesk-Webhook-Signature": signature.decode(),
+            "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+        },
+        body,
+    )
     return out
 
 

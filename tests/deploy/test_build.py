@@ -19,15 +19,16 @@ from . import _elf
 
 pytestmark = pytest.mark.deploy
 
-FUNCTIONS = (
-    "WebhookLineFunction",
-    "WebhookFacebookFunction",
-    "WebhookGbmFunction",
-    "TokenValidateFunction",
-    "RouteFunction",
-    "CrmWriterFunction",
-    "SenderFunction",
-)
+
+def _template_functions() -> tuple[str, ...]:
+    """Every function the template declares: a new one is checked without a change here."""
+    from infra.local.template import load
+
+    resources = load(Path(__file__).resolve().parents[2] / "template.yaml")["Resources"]
+    return tuple(name for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function")
+
+
+FUNCTIONS = _template_functions()
 # Amazon Linux 2023, the python3.12 runtime's OS: glibc 2.34 and the libraries every Linux has.
 MAX_GLIBC = (2, 34)
 SYSTEM_LIBRARIES = {

@@ -11,7 +11,8 @@ import sys
 
 from ._rehearsal import ROOT, offline_env
 
-FUNCTIONS = ("webhook_line", "webhook_facebook", "webhook_gbm", "token_validate", "route", "crm_writer", "sender")
+# Every function folder (functions/<name>/app.py): a new one is checked without a change here.
+FUNCTIONS = tuple(sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py")))
 PROBE = """
 import socket, sys
 def refuse(*args, **kwargs):

@@ -15,17 +15,32 @@ One plain ``http.server`` on 127.0.0.1, port 0, in a thread. Accounts point thei
   (:meth:`FakePlatform.line_pushes`, :meth:`FakePlatform.messenger_sent`, :meth:`FakePlatform.gbm_sent`):
 
   - LINE push ``POST /v2/bot/message/push``: the bearer token, ``to`` a user/group/room id, 1-5
-    text messages of at most 5,000 characters; an ``X-Line-Retry-Key`` seen before answers 409 with
+    messages (text of at most 5,000 characters); an ``X-Line-Retry-Key`` seen before answers 409 with
     ``x-line-accepted-request-id`` and records nothing; past :meth:`FakePlatform.line_monthly_limit`
-    pushes, 429 "You have reached your monthly limit.";
+    pushes, 429 "You have reached your monthly limit."; image, video and audio messages need the fields
+    LINE's reference requires (HTTPS URLs of at most 2,000 characters, a video's preview, an audio's
+    duration), else 400 naming the property;
   - Messenger ``POST /{version}/me/messages?access_token=...``: the page token (and proof), a PSID
     the customer wrote from (:meth:`FakePlatform.messenger_customer`), ``RESPONSE`` within 24 h of
     the customer's last message and ``MESSAGE_TAG``/``HUMAN_AGENT`` within 7 days by the fake's
     settable clock (:attr:`FakePlatform.now_ms`), else Graph's error 10 / 2018278; a blocked PSID
-    answers error 551;
+    answers error 551; a file message (``attachment: {type, payload: {url}}``) whose URL Meta
+    cannot fetch (:meth:`FakePlatform.messenger_refuse_file`) answers error 100 / 2018047. Instagram
+    sends the same way; its profiles (:meth:`FakePlatform.instagram_profile`) answer under a version;
   - GBM ``POST /token`` (a JWT-bearer grant signed by :meth:`FakePlatform.gbm_service_account`'s
     key) and ``POST /v1/conversations/{id}/messages`` with that token; a repeated ``messageId``
     answers 409 ALREADY_EXISTS and records nothing.
+  - WhatsApp ``POST /{version}/{phone_number_id}/messages`` with ``Authorization: Bearer`` the
+    number's access token (:meth:`FakePlatform.whatsapp_number`): ``messaging_product: whatsapp``,
+    ``to`` a wa_id that wrote to the number (:meth:`FakePlatform.whatsapp_customer`; others answer
+    error 131026, which the real API reports later in a failed status), free-form types within 24 h
+    of the customer's last message by :attr:`FakePlatform.now_ms`, else error 131047
+    "Re-engagement message"; templates at any time. Kept in :meth:`FakePlatform.whatsapp_sent`.
+
+* WhatsApp media by id (:meth:`FakePlatform.whatsapp_media`): ``GET /{version}/{media_id}`` with the
+  bearer token answers the media node (``url``, ``mime_type``, ``sha256``, ``file_size``, ``id``),
+  and that ``url`` (``/whatsapp-media/...``, standing in for lookaside.fbsbx.com) answers the bytes,
+  again only with the token.
 
 Any path can be made to fail a number of times (:meth:`FakePlatform.fail`), before it does anything
 or (``after=True``) after it accepted the request: an answer lost on the way back. Every request is
@@ -80,6 +95,7 @@ class MessengerSent:
     messaging_type: str
     tag: str | None
     message_id: str
+    attachment: dict[str, Any] | None = None  # a file message's {type, payload: {url, is_reusable}}
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,15 @@ class GbmSent:
     message_id: str
     text: str | None
     representative: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WhatsAppSent:
+    phone_number_id: str
+    to: str
+    type: str
+    message: dict[str, Any]  # the whole request body
+    wamid: str
 
 
 @dataclass(frozen=True)
@@ -114,9 +139,18 @@ class _State:
     messenger_last: dict[str, int] = field(default_factory=dict)  # psid -> last customer message (ms)
     messenger_blocked: set[str] = field(default_factory=set)
     messenger_sent: list[MessengerSent] = field(default_factory=list)
+    messenger_refused_files: dict[str, tuple[int, int, int | None, str]] = field(default_factory=dict)  # url -> error
     gbm_keys: dict[str, Any] = field(default_factory=dict)  # client_email -> public key
     gbm_tokens: set[str] = field(default_factory=set)
     gbm_sent: list[GbmSent] = field(default_factory=list)
+    wa_tokens: dict[str, str] = field(default_factory=dict)  # phone_number_id -> access token
+    wa_last: dict[str, int] = field(default_factory=dict)  # wa_id -> last customer message (ms)
+    wa_media: dict[str, str] = field(default_factory=dict)  # media id -> the token that may read it
+    wa_sent: list[WhatsAppSent] = field(default_factory=list)
+    fault_rates: dict[str, list[tuple[float, int, dict[str, str]]]] = field(
+        default_factory=dict
+    )  # path -> (rate, status, headers)
+    faults_injected: int = 0
 
 
 class FakePlatform:
@@ -212,11 +246,51 @@ class FakePlatform:
         with self._lock:
             self._state.failures.setdefault(path, []).extend([_Failure(status, raw, dict(headers or {}), after)] * times)
 
+    def fail_rate(self, path: str, rate: float, *, status: int = 500, retry_after: int | None = None) -> None:
+        """Answer about ``rate`` of the requests to ``path`` with ``status`` (before handling them), at random:
+        a platform having a bad day, for the load run. Several calls add up; :meth:`clear_faults` ends them."""
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        with self._lock:
+            self._state.fault_rates.setdefault(path, []).append((rate, status, headers))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._state.fault_rates.clear()
+            self._state.failures.clear()
+
+    @property
+    def faults_injected(self) -> int:
+        with self._lock:
+            return self._state.faults_injected
+
+    def _random_fault(self, path: str) -> _Failure | None:
+        import random
+
+        for rate, status, headers in self._state.fault_rates[path]:
+            if random.random() < rate:  # fault injection, not security
+                self._state.faults_injected += 1
+                return _Failure(status, json.dumps({"message": "injected fault"}).encode(), dict(headers), False)
+        return None
+
     # -- the send APIs' accounts -------------------------------------------------------------------
     def line_monthly_limit(self, pushes: int | None) -> None:
         """Answer 429 with LINE's monthly-limit message once ``pushes`` pushes were accepted (None: no limit)."""
         with self._lock:
             self._state.line_monthly_limit = pushes
+
+    def instagram_profile(self, igsid: str, name: str | None, username: str) -> None:
+        """The Instagram user's profile, as ``GET /{version}/{IGSID}?fields=name,username`` answers it."""
+        with self._lock:
+            fields = {"username": username, "id": igsid} | ({"name": name} if name is not None else {})
+            self._state.graph_profiles[igsid] = fields
+
+    def messenger_refuse_file(
+        self, url: str, *, status: int = 400, code: int = 100, subcode: int | None = 2018047, message: str = ""
+    ) -> None:
+        """A Send API attachment naming ``url`` answers this Graph error (by default Meta's upload failure:
+        it could not fetch the file)."""
+        with self._lock:
+            self._state.messenger_refused_files[url] = (status, code, subcode, message or "(#100) Upload attachment failure.")
 
     def messenger_customer(self, psid: str, last_message_ms: int) -> None:
         """``psid`` last wrote to the page at ``last_message_ms``: Messenger's windows count from it."""
@@ -244,6 +318,22 @@ class FakePlatform:
             "token_uri": self.url + "/token",
         }
 
+    def whatsapp_number(self, phone_number_id: str, access_token: str) -> None:
+        """A business phone number and the access token that may send from it and read its media."""
+        with self._lock:
+            self._state.wa_tokens[phone_number_id] = access_token
+
+    def whatsapp_customer(self, wa_id: str, last_message_ms: int) -> None:
+        """``wa_id`` last wrote at ``last_message_ms``: the 24-hour customer service window counts from it."""
+        with self._lock:
+            self._state.wa_last[wa_id] = last_message_ms
+
+    def whatsapp_media(self, media_id: str, body: bytes, content_type: str, *, access_token: str) -> None:
+        """Media a customer sent: its node at ``/{version}/{media_id}``, its bytes at the URL the node names."""
+        self.file(f"/whatsapp-media/{media_id}", body, content_type)
+        with self._lock:
+            self._state.wa_media[media_id] = access_token
+
     # -- what was asked ------------------------------------------------------------------------------
     def requests(self, path: str | None = None) -> list[Recorded]:
         with self._lock:
@@ -265,6 +355,10 @@ class FakePlatform:
         with self._lock:
             return list(self._state.gbm_sent)
 
+    def whatsapp_sent(self) -> list[WhatsAppSent]:
+        with self._lock:
+            return list(self._state.wa_sent)
+
     # -- serving -------------------------------------------------------------------------------------
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
@@ -277,6 +371,8 @@ class FakePlatform:
             self._state.requests.append(Recorded(method, parts.path, query, headers, body))
             pending = self._state.failures.get(parts.path)
             failure = pending.pop(0) if pending else None
+            if failure is None and parts.path in self._state.fault_rates:
+                failure = self._random_fault(parts.path)
         if failure is not None and failure.after:
             # Handle it for real, answer the failure instead: the platform has it, the caller cannot know.
             self._serve_post(_Discard(), parts.path, query, headers, body)
@@ -288,6 +384,10 @@ class FakePlatform:
             return self._line(handler, parts.path, headers)
         if parts.path.startswith("/files/"):
             return self._file(handler, parts.path)
+        if "fields" in query:  # a profile look-up (Messenger's unversioned, Instagram's under a version)
+            return self._graph(handler, _GRAPH_VERSION.sub("", parts.path, count=1), query)
+        if _WA_MEDIA.fullmatch(parts.path) or parts.path.startswith("/whatsapp-media/"):
+            return self._whatsapp_media(handler, parts.path, query, headers)
         return self._graph(handler, parts.path, query)
 
     def _line(self, handler: BaseHTTPRequestHandler, path: str, headers: dict[str, str]) -> None:
@@ -357,6 +457,8 @@ class FakePlatform:
             )
         if path.endswith("/me/messages"):
             return self._messenger_send(handler, query, document)
+        if (number := _WA_SEND.fullmatch(path)) is not None:
+            return self._whatsapp_send(handler, number.group(1), headers, document)
         return _json(handler, 404, {"message": "Not found"})
 
     def _line_push(self, handler: Any, headers: dict[str, str], body: Any) -> None:
@@ -391,14 +493,15 @@ class FakePlatform:
                     },
                 )
             for index, message in enumerate(messages):
-                text = message.get("text") if isinstance(message, dict) else None
-                if message.get("type") != "text" or not isinstance(text, str) or not 1 <= len(text) <= 5000:
+                problem = _line_message_problem(message)
+                if problem is not None:
+                    what, prop = problem
                     return _json(
                         handler,
                         400,
                         {
                             "message": "The request body has 1 error(s)",
-                            "details": [{"message": "Length must be between 1 and 5000", "property": f"messages[{index}].text"}],
+                            "details": [{"message": what, "property": f"messages[{index}]{prop}"}],
                         },
                     )
             request_id = str(uuid.uuid4())
@@ -475,10 +578,26 @@ class FakePlatform:
                         }
                     },
                 )
-            mid = "m_" + secrets.token_urlsafe(24)
             text = message.get("text") if isinstance(message, dict) else None
-            self._state.messenger_sent.append(MessengerSent(str(psid), text, str(kind), tag, mid))
+            attachment = message.get("attachment") if isinstance(message, dict) else None
+            refusal = self._messenger_attachment_refusal(attachment) if attachment is not None else None
+            if refusal is None and attachment is None and not (isinstance(text, str) and text):
+                refusal = 400, 100, None, "(#100) Must send either message text or an attachment"
+            if refusal is not None:
+                status, code, subcode, what = refusal
+                error = {"message": what, "type": "OAuthException", "code": code}
+                return _json(handler, status, {"error": error | ({"error_subcode": subcode} if subcode else {})})
+            mid = "m_" + secrets.token_urlsafe(24)
+            self._state.messenger_sent.append(MessengerSent(str(psid), text, str(kind), tag, mid, attachment))
         return _json(handler, 200, {"recipient_id": psid, "message_id": mid})
+
+    def _messenger_attachment_refusal(self, attachment: Any) -> tuple[int, int, int | None, str] | None:
+        """Graph's refusal of a Send API attachment, or None: a known type, an http(s) URL Meta can fetch."""
+        payload = attachment.get("payload") if isinstance(attachment, dict) else None
+        url = payload.get("url") if isinstance(payload, dict) else None
+        if attachment.get("type") not in _MESSENGER_FILE_TYPES or not isinstance(url, str) or not url.startswith("http"):
+            return 400, 100, None, "(#100) Invalid attachment"
+        return self._state.messenger_refused_files.get(url)
 
     def _gbm_token(self, handler: Any, body: bytes) -> None:
         import jwt
@@ -538,6 +657,83 @@ class FakePlatform:
         }
         return _json(handler, 200, answer)
 
+    def _whatsapp_media(self, handler: BaseHTTPRequestHandler, path: str, query: dict[str, str], headers: dict[str, str]) -> None:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        media_id = path.rsplit("/", 1)[-1]
+        with self._lock:
+            allowed = self._state.wa_media.get(media_id)
+            content = self._state.content.get(f"/whatsapp-media/{media_id}")
+        if allowed is None or content is None:
+            if path.startswith("/whatsapp-media/"):
+                return _answer(handler, 404, b"Not Found", "text/plain")
+            return self._graph(handler, path, query)  # not media: a Graph node of another kind
+        if scheme != "Bearer" or token != allowed:
+            return _json(handler, 401, _WA_BAD_TOKEN)
+        if path.startswith("/whatsapp-media/"):
+            return _answer(handler, 200, *content)
+        body, content_type = content
+        node = {
+            "messaging_product": "whatsapp",
+            "url": f"{self.url}/whatsapp-media/{media_id}",
+            "mime_type": content_type,
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "file_size": len(body),
+            "id": media_id,
+        }
+        return _json(handler, 200, node)
+
+    def _whatsapp_send(self, handler: Any, number: str, headers: dict[str, str], body: Any) -> None:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        now = self.now_ms if self.now_ms is not None else int(time.time() * 1000)
+        with self._lock:
+            if scheme != "Bearer" or self._state.wa_tokens.get(number) != token or not token:
+                return _json(handler, 401, _WA_BAD_TOKEN)
+            fields = body if isinstance(body, dict) else {}
+            to, kind = fields.get("to"), fields.get("type", "text")
+            if fields.get("messaging_product") != "whatsapp" or not isinstance(to, str):
+                return _json(handler, 400, _wa_error(100, "(#100) Invalid parameter", "messaging_product and to are required"))
+            if not isinstance(fields.get(kind), dict):
+                return _json(handler, 400, _wa_error(100, "(#100) Invalid parameter", f"the {kind} object is missing"))
+            last = self._state.wa_last.get(to)
+            if last is None:
+                return _json(handler, 400, _wa_error(131026, "Message undeliverable", "Unable to deliver the message."))
+            if kind != "template" and now - last > _DAY_MS:
+                return _json(
+                    handler,
+                    400,
+                    _wa_error(
+                        131047,
+                        "Re-engagement message",
+                        "Message failed to send because more than 24 hours have passed since the customer "
+                        "last replied to this number.",
+                    ),
+                )
+            wamid = "wamid." + secrets.token_urlsafe(36)
+            self._state.wa_sent.append(WhatsAppSent(number, to, str(kind), fields, wamid))
+        answer = {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}], "messages": [{"id": wamid}]}
+        return _json(handler, 200, answer)
+
+
+_WA_MEDIA = re.compile(r"/v[0-9.]+/[0-9]+")
+_GRAPH_VERSION = re.compile(r"^/v[0-9.]+(?=/)")
+_MESSENGER_FILE_TYPES = frozenset({"image", "video", "audio", "file"})
+_WA_SEND = re.compile(r"/v[0-9.]+/([0-9]+)/messages")
+_WA_BAD_TOKEN = {
+    "error": {"message": "Invalid OAuth access token - Cannot parse access token", "type": "OAuthException", "code": 190}
+}
+
+
+def _wa_error(code: int, message: str, details: str) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": message,
+            "type": "OAuthException",
+            "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": details},
+            "fbtrace_id": "A" + secrets.token_hex(10),
+        }
+    }
+
 
 class _Discard:
     """Where a request handled for real sends the answer the caller will never see (``fail(after=True)``)."""
@@ -581,3 +777,36 @@ def _answer(
         handler.close_connection = True
     handler.end_headers()
     handler.wfile.write(body)
+
+
+def _line_message_problem(message: Any) -> tuple[str, str] | None:
+    """What LINE's push would say about one message object (its message, the property's suffix), or None.
+
+    Text: 1-5,000 characters. Image and video: ``originalContentUrl`` and ``previewImageUrl``; audio:
+    ``originalContentUrl`` and ``duration``; every URL HTTPS and at most 2,000 characters, as LINE's
+    reference requires. LINE fetches the files later; the fake does not.
+    """
+    if not isinstance(message, dict):
+        return "must be an object", ""
+    mtype = message.get("type")
+    if mtype == "text":
+        text = message.get("text")
+        return None if isinstance(text, str) and 1 <= len(text) <= 5000 else ("Length must be between 1 and 5000", ".text")
+    required = {
+        "image": ("originalContentUrl", "previewImageUrl"),
+        "video": ("originalContentUrl", "previewImageUrl"),
+        "audio": ("originalContentUrl",),
+    }
+    if mtype not in required:
+        return "Invalid message type", ".type"
+    for key in required[mtype]:
+        url = message.get(key)
+        if not isinstance(url, str) or not url:
+            return "must be specified", f".{key}"
+        if not url.startswith("https://"):
+            return "must be non-empty HTTPS URL", f".{key}"
+        if len(url) > 2000:
+            return "Length must be between 0 and 2000", f".{key}"
+    if mtype == "audio" and not (isinstance(message.get("duration"), int) and message["duration"] > 0):
+        return "must be specified", ".duration"
+    return None

@@ -8,7 +8,11 @@ What it does, on an in-process local stack whose CRM is the fake CRM (tests/fake
 - stage invocations that crash part-way through their batch (``SWITCHBOARD_LOCAL_CRASH``, read by
   infra/local/faults.py only), leaving Powertools idempotency records in progress;
 - poison sent straight onto the inbound and crm queues: bytes that are not JSON, JSON that is no
-  envelope, an envelope of an unsupported version, a message for an account nobody configured.
+  envelope, an envelope of an unsupported version, a message for an account nobody configured;
+- then agents' replies: two per LINE conversation written in the fake CRM, each followed by the CRM's
+  signed event posted three times (as a CRM retries), about 10% of LINE's push calls answered 500 or
+  429 (``Retry-After: 1``), and sender invocations that crash part-way; every reply must reach the fake
+  LINE exactly once, in the order the agent wrote them, and show ``sent``.
 
 It waits until the queues are empty, then counts from the conversations table, the fake CRM's
 records and the dead-letter queues (with each failure's recorded reason), prints the figures and
@@ -41,9 +45,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fakes.crm import PROVIDERS, FakeCrm  # noqa: E402
+from fakes.crm import EVENTS_SECRETS, PROVIDERS, FakeCrm  # noqa: E402
+from fakes.platform import FakePlatform  # noqa: E402
 
 CLOSED = "http://127.0.0.1:9"  # profile and media APIs: refused, so no message ever leaves this machine
+PUSH = "/v2/bot/message/push"
+REPLIES_PER_CONVERSATION = 2
 LINE = {
     "id": "load-line",
     "channel": "line",
@@ -90,6 +97,26 @@ class Sent:
     account_id: str
     customer: str
     text: str
+
+
+@dataclass
+class AgentReply:
+    user: str  # the LINE customer it goes to
+    conversation_id: str
+    text: str
+
+
+@dataclass
+class Replies:
+    written: list[AgentReply] = field(default_factory=list)
+    event_posts: int = 0
+    event_errors: list[str] = field(default_factory=list)
+    settled: bool = False
+    settle_seconds: float = 0.0
+    faults: int = 0
+    pushes: dict[str, list[str]] = field(default_factory=dict)  # user -> texts LINE accepted, in order
+    statuses: Counter[str] = field(default_factory=Counter)  # delivery status of every agent reply
+    dead: int = 0
 
 
 @dataclass
@@ -187,6 +214,51 @@ def send_poison(sqs: Any, queue_urls: dict[str, str], run: Run) -> None:
         run.poison.append(Poison(stage, what, answer["MessageId"]))
 
 
+def write_replies(api_url: str, crm: FakeCrm, provider: str, tickets: dict[str, tuple[str, str]], replies: Replies) -> None:
+    """For each conversation (id -> (LINE user, ticket)): the agent's replies, each followed by the CRM's event x3."""
+    import requests
+
+    lock = threading.Lock()
+
+    def agent(conversation_id: str, user: str, ticket: str) -> None:
+        with requests.Session() as http:
+            for n in range(REPLIES_PER_CONVERSATION):
+                text = f"agent reply {n} to {user[:9]} {uuid.uuid4().hex[:10]}"
+                crm.agent_reply(provider, ticket, text)
+                with lock:
+                    replies.written.append(AgentReply(user, conversation_id, text))
+                body, headers = crm.event(provider, ticket)
+                for _ in range(COPIES):
+                    answer = http.post(f"{api_url}/crm/{provider}/events", data=body, headers=headers, timeout=30)
+                    with lock:
+                        replies.event_posts += 1
+                        if answer.status_code != 200:
+                            replies.event_errors.append(f"{answer.status_code} {answer.text[:120]}")
+
+    threads = [threading.Thread(target=agent, args=(c, user, ticket)) for c, (user, ticket) in tickets.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def line_tickets(items: list[dict[str, Any]], run: Run) -> dict[str, tuple[str, str]]:
+    """The LINE conversations this run opened and their tickets: conversation id -> (customer, ticket id)."""
+    users = {s.text: s.customer for s in run.sent if s.channel == "line"}
+    user_of: dict[str, str] = {}
+    ticket_of: dict[str, str] = {}
+    for item in items:
+        pk, sk = item["pk"]["S"], item["sk"]["S"]
+        if not pk.startswith("c#"):
+            continue
+        doc = json.loads(item["doc"]["S"]) if "doc" in item else {}
+        if sk.startswith("m#") and doc.get("text") in users:
+            user_of[pk[2:]] = users[doc["text"]]
+        elif sk == "crm" and doc.get("ticket_id"):
+            ticket_of[pk[2:]] = str(doc["ticket_id"])
+    return {c: (user, ticket_of[c]) for c, user in user_of.items() if c in ticket_of}
+
+
 def queue_depth(sqs: Any, urls: list[str]) -> int:
     total = 0
     for url in urls:
@@ -260,7 +332,9 @@ def main() -> int:
 
     home = tempfile.mkdtemp(prefix="switchboard-load-")
     os.environ["SWITCHBOARD_HOME"] = home
-    os.environ["SWITCHBOARD_LOCAL_CRASH"] = f"RouteFunction:{args.crashes},CrmWriterFunction:{args.crashes}"
+    os.environ["SWITCHBOARD_LOCAL_CRASH"] = (
+        f"RouteFunction:{args.crashes},CrmWriterFunction:{args.crashes},SenderFunction:{args.crashes}"
+    )
     logging.disable(logging.CRITICAL)  # the crashes and faults log loudly, by design; the figures below are the output
 
     import yaml
@@ -269,11 +343,17 @@ def main() -> int:
     from infra.local import faults
 
     run = Run()
-    with FakeCrm() as crm:
+    replies = Replies()
+    with FakeCrm() as crm, FakePlatform() as line:
+        line.line_token(LINE["secrets"]["channel_access_token"])
+        line_account = {**LINE, "api_base_url": line.url, "data_base_url": line.url}  # LINE's pushes: the agents' replies
+        crm_section = crm.config(args.provider)
+        if args.provider != "zendesk":  # Zendesk's events are set up by apply itself (its webhook's signing secret)
+            crm_section["secrets"]["events_secret"] = EVENTS_SECRETS[args.provider]
         config = Path(home) / "load.yaml"
         config.write_text(
             yaml.safe_dump(
-                {"accounts": [LINE, FACEBOOK, GBM], "workstreams": [WORKSTREAM], "crm": crm.config(args.provider)},
+                {"accounts": [line_account, FACEBOOK, GBM], "workstreams": [WORKSTREAM], "crm": crm_section},
                 sort_keys=False,
             )
         )
@@ -310,11 +390,36 @@ def main() -> int:
                 settled = quiet >= 3
                 settle_seconds = time.monotonic() - sent_done
                 crm.clear_faults()
+                table = state["outputs"]["ConversationsTableName"]
+                tickets = line_tickets(scan(table), run)
+
+                # The way back: agents reply, the CRM's events arrive three times, LINE has a bad day.
+                line.fail_rate(PUSH, half, status=500)
+                line.fail_rate(PUSH, half / (1 - half), status=429, retry_after=1)
+                replies_started = time.monotonic()
+                write_replies(state["api_url"], crm, args.provider, tickets, replies)
+                outbound = [stack.queue_urls["OutboundQueue"]]
+                quiet = 0
+                deadline = time.monotonic() + args.timeout
+                while quiet < 3 and time.monotonic() < deadline:
+                    quiet = quiet + 1 if queue_depth(sqs, outbound) == 0 else 0
+                    time.sleep(1.0)
+                replies.settled = quiet >= 3
+                replies.settle_seconds = time.monotonic() - replies_started
+                replies.faults = line.faults_injected
+                line.clear_faults()
+                for push in line.line_pushes():
+                    replies.pushes.setdefault(push.to, []).extend(str(m.get("text")) for m in push.messages)
                 from infra.admin.dlq import list_dead_letters
                 from infra.admin.resources import Resources
 
                 dead = list_dead_letters(Resources.from_state(state))
-                items = scan(state["outputs"]["ConversationsTableName"])
+                items = scan(table)
+                agent_texts = {r.text for r in replies.written}
+                for item in items:
+                    if item["sk"]["S"].startswith("o#") and json.loads(item["doc"]["S"]).get("text") in agent_texts:
+                        replies.statuses[item.get("status", {}).get("S", "pending")] += 1
+                replies.dead = sum(1 for row in dead if row["stage"] == "outbound")
         finally:
             with contextlib.redirect_stdout(io.StringIO()):
                 stack.stop()
@@ -322,7 +427,7 @@ def main() -> int:
         contacts, tickets_by = crm_view(crm, args.provider)
         crm_errors = list(crm.errors)
     total_seconds = time.monotonic() - started
-    return report(
+    inbound_ok = report(
         args,
         run,
         items,
@@ -336,6 +441,43 @@ def main() -> int:
         total_seconds,
         crm_errors,
     )
+    return max(inbound_ok, report_replies(replies))
+
+
+def report_replies(replies: Replies) -> int:
+    """The way back's figures: every agent's reply on LINE exactly once, in the order written; 1 unless so."""
+    expected: dict[str, list[str]] = {}
+    for reply in replies.written:
+        expected.setdefault(reply.user, []).append(reply.text)
+    sent = duplicated = lost = out_of_order = 0
+    for user, texts in expected.items():
+        got = [t for t in replies.pushes.get(user, []) if t in texts]
+        counts = Counter(got)
+        sent += sum(1 for t in texts if counts[t] >= 1)
+        duplicated += sum(counts[t] - 1 for t in texts if counts[t] > 1)
+        lost += sum(1 for t in texts if counts[t] == 0)
+        out_of_order += list(dict.fromkeys(got)) != [t for t in texts if counts[t]]
+    print(
+        f"agents' replies: {len(replies.written)} written in {len(expected)} conversations, "
+        f"settled={'yes' if replies.settled else 'NO'} in {replies.settle_seconds:.1f} s"
+    )
+    print(f"  CRM events:      {replies.event_posts} posts (x{COPIES} per reply), {len(replies.event_errors)} not answered 200")
+    print(f"  sent to LINE:    {sent} replies, duplicated {duplicated}, lost {lost}, conversations out of order {out_of_order}")
+    print(f"  delivery:        {dict(sorted(replies.statuses.items()))}; {replies.dead} dead-lettered on the outbound stage")
+    print(f"  faults injected: {replies.faults} LINE push calls answered 500 or 429")
+    for error in replies.event_errors[:5]:
+        print(f"    event post failed: {error}")
+    ok = (
+        replies.settled
+        and not replies.event_errors
+        and sent == len(replies.written) > 0
+        and duplicated == lost == out_of_order == 0
+        and replies.statuses.get("sent", 0) == len(replies.written)
+        and replies.dead == 0
+        and replies.faults > 0
+    )
+    print("PASS: every reply sent once, in order" if ok else "FAIL (replies)")
+    return 0 if ok else 1
 
 
 def report(

@@ -471,10 +471,11 @@ class Derivation:
                 continue
             if service is None or func.attr in CLIENT_METHODS_WITHOUT_CALL:
                 continue
-            if func.attr == "get_paginator":
+            if func.attr in ("get_paginator", "generate_presigned_url"):
+                # A paginator calls its operation; a presigned URL is used with the signer's permission for its operation.
                 argument = node.args[0] if node.args else None
                 if not (isinstance(argument, ast.Constant) and isinstance(argument.value, str)):
-                    self.problems.append(f"{where} builds a {service} paginator whose operation is not a literal")
+                    self.problems.append(f"{where} builds a {service} {func.attr} whose operation is not a literal")
                     continue
                 self.need({iam_action(service, argument.value)}, where)
             else:

@@ -8,7 +8,8 @@ One table, keyed (pk, sk):
   when it lags by that much, since every rewrite of it moves the item in three indexes (six write
   units, two thirds of what a message cost before). :meth:`DynamoConversations.recent` reads that
   much further down the index and orders by the exact time, so lists stay exact;
-- ``c#<id>`` / ``crm``: what the crm stage wrote (its own item, so the two stages never race);
+- ``c#<id>`` / ``crm``: what the crm stage wrote (its own item, so the two stages never race), indexed by
+  ``ticket_key`` (``<provider>#<ticket id>``, index ``by_ticket``) so a CRM's event finds its conversation;
 - ``c#<id>`` / ``m#<digest of the envelope id>``: one item per message, its key derived from the
   envelope id alone, so storing a duplicate fails its condition instead of adding a copy (whatever
   time the redelivery says it was sent); ``written_at`` marks it written to the CRM;
@@ -25,6 +26,9 @@ One table, keyed (pk, sk):
 - ``f#<stage>`` / ``<message id>``: the last error of a message on its way to a dead-letter queue;
 - ``l#<link id>`` / ``used``: a sign-in link that has been used (written by token_validate, once,
   conditionally), removed by the table's TTL (``ttl``) once the link has expired.
+- ``s#<conversation id>`` / ``session``: a web chat visitor's session (the token's digest, never the token),
+  written by token_validate at the chat start and given its end by the chat function
+  (:mod:`switchboard.aws.chat_store`), removed by the TTL a day after it expired.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from switchboard.conversations import (
 )
 from switchboard.envelope import Envelope
 from switchboard.errors import StoreUnavailable
-from switchboard.ports import CrmView, WriteMark
+from switchboard.ports import ConversationView, CrmView, WriteMark
 
 FAILURE_TTL_SECONDS = 14 * 24 * 3600  # as long as the dead-letter queues keep messages
 LIST_REFRESH_MS = 5 * 60 * 1000  # the indexed time lags a conversation's own by less than this
@@ -83,7 +87,14 @@ def _out_message(item: dict[str, Any]) -> OutMessage:
         error=item.get("error", {}).get("S") or None,
         sent_at=int(sent_at) if sent_at else None,
         platform_id=item.get("platform_id", {}).get("S") or None,
+        files=tuple(doc.get("files") or ()),
+        unsent_files=tuple(json.loads(item["unsent_files"]["S"])) if "unsent_files" in item else (),
+        waiting=bool(item.get("waiting", {}).get("BOOL")),
     )
+
+
+def ticket_key(provider: str, ticket_id: str) -> str:
+    return f"{provider}#{ticket_id}"
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
@@ -255,7 +266,10 @@ class DynamoConversations:
                     left.append((sk, item["conversation_id"]["S"]))
         current_id = current["conversation_id"]["S"] if current and "conversation_id" in current else None
         newest_first = tuple(dict.fromkeys(cid for _, cid in sorted(left, reverse=True) if cid != current_id))
-        record = CustomerRecord(key=key, current_id=current_id, profile=_profile(key, current), left=newest_first)
+        waiting = current["replies_waiting"]["S"] if current and "replies_waiting" in current else None
+        record = CustomerRecord(
+            key=key, current_id=current_id, profile=_profile(key, current), left=newest_first, waiting=waiting
+        )
         self._held = record
         return record
 
@@ -471,6 +485,7 @@ class DynamoConversations:
             "created_at": message.created_at,
             "author": message.author,
             "crm_id": message.crm_id,
+            "files": list(message.files),
         }
         try:
             self._db.put_item(
@@ -509,10 +524,15 @@ class DynamoConversations:
         at: int,
         error: str | None = None,
         platform_id: str | None = None,
+        unsent_files: tuple[dict[str, str], ...] = (),
     ) -> bool:
         """Move a pending reply to ``status`` (sent or failed): one write conditional on it still being pending,
         so a redelivery (or a racing attempt) records nothing a second time. False when it was not pending."""
         sets, values = ["#s = :s"], {":s": {"S": status}, ":pending": {"S": "pending"}}
+        removes = " REMOVE waiting" + ("" if error else ", #e")  # a held reply's "waiting" reason goes once it is sent
+        if unsent_files:
+            sets.append("unsent_files = :u")
+            values[":u"] = {"S": json.dumps(list(unsent_files), ensure_ascii=False)[:20_000]}
         if status == "sent":
             sets.append("sent_at = :t")
             values[":t"] = {"N": str(at)}
@@ -526,9 +546,9 @@ class DynamoConversations:
             self._db.update_item(
                 TableName=self.table,
                 Key=_key(f"c#{conversation_id}", _reply_sk(reply_id)),
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression="SET " + ", ".join(sets) + removes,
                 ConditionExpression="attribute_exists(pk) AND #s = :pending",
-                ExpressionAttributeNames={"#s": "status", **({"#e": "error"} if error else {})},
+                ExpressionAttributeNames={"#s": "status", "#e": "error"},
                 ExpressionAttributeValues=values,
             )
         except Exception as exc:
@@ -536,6 +556,116 @@ class DynamoConversations:
                 return False
             raise
         return True
+
+    def advance_reply(self, conversation_id: str, reply_id: str, *, status: str, error: str | None = None) -> bool:
+        """A platform's receipt: move a reply's delivery forward (sent -> delivered -> read), never back.
+
+        ``failed`` (a platform that reports a failure after taking the reply, as WhatsApp does) applies
+        only to a reply not yet delivered. One conditional write; False when the receipt moved nothing.
+        """
+        earlier = {"delivered": ("sent",), "read": ("sent", "delivered"), "failed": ("pending", "sent")}.get(status)
+        if earlier is None:
+            return False
+        values: dict[str, Any] = {":s": {"S": status}}
+        allowed = []
+        for n, before in enumerate(earlier):
+            values[f":b{n}"] = {"S": before}
+            allowed.append(f":b{n}")
+        sets = ["#s = :s"]
+        names = {"#s": "status"}
+        if error:
+            sets.append("#e = :e")
+            names["#e"] = "error"
+            values[":e"] = {"S": error[:2000]}
+        try:
+            self._db.update_item(
+                TableName=self.table,
+                Key=_key(f"c#{conversation_id}", _reply_sk(reply_id)),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(allowed)})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except Exception as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def view(self, conversation_id: str) -> ConversationView | None:
+        """The conversation's partition in one query (paginated only for a very long one): the sender's whole read."""
+        conversation: Conversation | None = None
+        state = CrmState()
+        rows: list[tuple[int, int, Envelope]] = []
+        replies: list[OutMessage] = []
+        for page in self._db.get_paginator("query").paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": f"c#{conversation_id}"}},
+            ConsistentRead=True,
+        ):
+            for item in page["Items"]:
+                sk = item["sk"]["S"]
+                if sk == "meta":
+                    conversation = _conversation(item)
+                elif sk == "crm":
+                    state = _crm_state(_doc(item))
+                elif sk.startswith("m#"):
+                    envelope = Envelope.from_json(item["doc"]["S"])
+                    rows.append((envelope.sent_at, int(item["seq"]["N"]), envelope))
+                elif sk.startswith("o#"):
+                    replies.append(_out_message(item))
+        if conversation is None:
+            return None
+        rows.sort(key=lambda row: (row[0], row[1]))
+        replies.sort(key=lambda r: (r.created_at, r.id))
+        return ConversationView(conversation, state, [row[2] for row in rows], replies)
+
+    def hold_reply(self, conversation_id: str, reply_id: str, *, reason: str) -> bool:
+        """A pending reply that waits for the customer to write again: still pending, ``error`` says why.
+        One write conditional on it being pending; False when it was not."""
+        try:
+            self._db.update_item(
+                TableName=self.table,
+                Key=_key(f"c#{conversation_id}", _reply_sk(reply_id)),
+                UpdateExpression="SET waiting = :w, #e = :e",
+                ConditionExpression="attribute_exists(pk) AND #s = :pending",
+                ExpressionAttributeNames={"#e": "error", "#s": "status"},
+                ExpressionAttributeValues={":w": {"BOOL": True}, ":e": {"S": reason[:2000]}, ":pending": {"S": "pending"}},
+            )
+        except Exception as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+        return True
+
+    def set_waiting(self, key: str, conversation_id: str | None) -> None:
+        """Mark (or, with None, clear) on the customer item that a conversation's replies wait for the customer's
+        next message: route reads that item with every message anyway, so noticing costs no extra read."""
+        if conversation_id is None:
+            update: dict[str, Any] = {"UpdateExpression": "REMOVE replies_waiting"}
+        else:
+            update = {
+                "UpdateExpression": "SET replies_waiting = :w",
+                "ExpressionAttributeValues": {":w": {"S": conversation_id}},
+            }
+        self._db.update_item(TableName=self.table, Key=_key(f"k#{key}", CUSTOMER_SK), **update)
+
+    def conversation_for_ticket(self, provider: str, ticket_id: str) -> str | None:
+        """The conversation whose ticket or case this is (the ``by_ticket`` index), or None: a CRM event about
+        something Switchboard did not open is answered and ignored."""
+        answer = self._db.query(
+            TableName=self.table,
+            IndexName="by_ticket",
+            KeyConditionExpression="ticket_key = :t",
+            ExpressionAttributeValues={":t": {"S": ticket_key(provider, ticket_id)}},
+            Limit=1,
+        )
+        for item in answer.get("Items") or []:
+            pk = str(item["pk"]["S"])
+            if pk.startswith("c#"):
+                return pk[2:]
+        return None
 
     # -- crm state ---------------------------------------------------------------------------------
     def crm_view(self, conversation_id: str, envelope: Envelope) -> CrmView:
@@ -572,10 +702,10 @@ class DynamoConversations:
 
     def save_crm_state(self, conversation_id: str, state: CrmState) -> None:
         doc = {k: v for k, v in asdict(state).items() if k not in ("messages_written", "stage_ran_at")}  # derived when read
-        self._db.put_item(
-            TableName=self.table,
-            Item={**_key(f"c#{conversation_id}", "crm"), "doc": {"S": json.dumps(doc)}},
-        )
+        item = {**_key(f"c#{conversation_id}", "crm"), "doc": {"S": json.dumps(doc)}}
+        if state.ticket_id and state.provider != "none":  # indexed (by_ticket): the CRM's events name the ticket
+            item["ticket_key"] = {"S": ticket_key(state.provider, state.ticket_id)}
+        self._db.put_item(TableName=self.table, Item=item)
 
 
 def _read_profile(table: str, key: str) -> Profile | None:

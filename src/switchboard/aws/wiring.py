@@ -17,6 +17,7 @@ from switchboard.aws.settings_store import DynamoSettings
 if TYPE_CHECKING:
     from switchboard.attachments import AttachmentKeeper
     from switchboard.chat_start import ChatDeps
+    from switchboard.crm_events import CrmEventDeps
     from switchboard.edge import EdgeDeps
     from switchboard.names import NameLookup
     from switchboard.sender_stage import SenderDeps
@@ -38,6 +39,7 @@ def edge_deps() -> EdgeDeps:
 def chat_deps() -> ChatDeps:
     """token_validate: the edge's ports plus read access to conversations, the sign-in link ledger (in the
     conversations table) and one key cache per container."""
+    from switchboard.aws.chat_store import DynamoChatSessions
     from switchboard.chat_auth import KeyStore
     from switchboard.chat_start import ChatDeps
     from switchboard.outbound_http import local_stack
@@ -53,6 +55,22 @@ def chat_deps() -> ChatDeps:
         keys=KeyStore(allow_http=allow_http, refetch_interval=float(os.environ.get("SWITCHBOARD_KEY_REFETCH_SECONDS", "60"))),
         secrets_prefix=env("SECRETS_PREFIX"),
         allow_http=allow_http,
+        sessions=DynamoChatSessions(env("CONVERSATIONS_TABLE")),  # writes s#<conversation id> items only
+    )
+    warm_clients("dynamodb", "sqs", "secretsmanager")
+    return deps
+
+
+def crm_event_deps() -> CrmEventDeps:
+    """crm_events: the CRM settings, the events secret alone, the ticket index and the outbound queue."""
+    from switchboard.crm_events import CrmEventDeps
+
+    deps = CrmEventDeps(
+        settings=DynamoSettings(env("SETTINGS_TABLE")),
+        secrets=PowertoolsSecrets(),
+        secrets_prefix=env("SECRETS_PREFIX"),
+        tickets=DynamoConversations(env("CONVERSATIONS_TABLE")),
+        publisher=SqsPublisher(env("OUTBOUND_QUEUE_URL"), by_conversation_id),
     )
     warm_clients("dynamodb", "sqs", "secretsmanager")
     return deps
@@ -85,6 +103,10 @@ def crm_publisher() -> SqsPublisher:
     return SqsPublisher(env("CRM_QUEUE_URL"), by_conversation_id)
 
 
+def outbound_publisher() -> SqsPublisher:
+    return SqsPublisher(env("OUTBOUND_QUEUE_URL"), by_conversation_id)
+
+
 def route_fetching(reader: DynamoSettings, conversations: DynamoConversations) -> tuple[NameLookup, AttachmentKeeper]:
     """What route fetches from the platforms: customer names (cached on the customer item) and attachment bytes
     (into the attachments bucket). One secrets cache and one HTTP session serve both.
@@ -112,17 +134,32 @@ def route_fetching(reader: DynamoSettings, conversations: DynamoConversations) -
 
 
 def sender_deps() -> SenderDeps:
-    """sender: the conversations (replies and their delivery), the accounts and their secrets, and one outbound
-    HTTP client whose address policy is the same switch as the attachment fetcher's (loopback only locally)."""
+    """sender: the conversations (replies and their delivery), the accounts and their secrets, one outbound HTTP
+    client whose address policy is the same switch as the attachment fetcher's (loopback only locally), the CRM
+    (read its agents' replies, write a note when one fails; one adapter kept while its settings and secret stay
+    the same) and the attachments bucket (agents' files, offered by presigned URL)."""
+    from switchboard.aws.blob_store import S3BlobStore
+    from switchboard.crm.factory import AdapterCache
+    from switchboard.http_fetch import RequestsFetcher
     from switchboard.outbound_http import Client, policy_from_env
+    from switchboard.secret_names import secret_name
     from switchboard.sender_stage import SenderDeps
 
+    prefix = env("SECRETS_PREFIX")
+    policy = policy_from_env()
     deps = SenderDeps(
         settings=DynamoSettings(env("SETTINGS_TABLE")),
         secrets=PowertoolsSecrets(),
-        secrets_prefix=env("SECRETS_PREFIX"),
+        secrets_prefix=prefix,
         conversations=DynamoConversations(env("CONVERSATIONS_TABLE")),
-        http=Client(policy_from_env()),
+        http=Client(policy),
+        crm_adapter_for=AdapterCache(
+            PowertoolsSecrets(max_age=int(os.environ.get("SWITCHBOARD_SECRETS_MAX_AGE", "60"))),
+            secret_name(prefix, "crm", "default"),
+        ).adapter_for,
+        profiles=DynamoProfiles(env("CONVERSATIONS_TABLE")),
+        fetcher=RequestsFetcher(policy=policy),
+        blobs=S3BlobStore(env("ATTACHMENTS_BUCKET")),
     )
     warm_clients("dynamodb", "sqs", "secretsmanager")
     return deps

@@ -553,11 +553,12 @@ def test_only_outbound_http_imports_requests() -> None:
 
 
 def test_no_function_imports_requests_at_init() -> None:
-    """Webhooks and token_validate must not pay for requests on a cold start (route and crm_writer only when they call out)."""
+    """Webhooks, token_validate and crm_events must not pay for requests on a cold start (route and crm_writer only when
+    they call out)."""
     code = (
         "import sys\n"
         "import functions.webhook_line.app, functions.webhook_facebook.app, functions.webhook_gbm.app\n"
-        "import functions.token_validate.app, functions.route.app\n"
+        "import functions.token_validate.app, functions.route.app, functions.crm_events.app\n"
         "import switchboard.outbound_http, switchboard.http_fetch, switchboard.chat_auth.oauth, switchboard.chat_auth.keys\n"
         "assert 'requests' not in sys.modules, 'requests imported at init'\n"
     )
@@ -571,6 +572,7 @@ def test_no_function_imports_requests_at_init() -> None:
             "CONVERSATIONS_TABLE": "t",
             "INBOUND_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo",
             "CRM_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/c.fifo",
+            "OUTBOUND_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/o.fifo",
             "INBOUND_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/d.fifo",
             "CRM_DLQ_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/e.fifo",
             "SECRETS_PREFIX": "switchboard/unit",
