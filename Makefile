@@ -80,6 +80,7 @@ bench: $(READY)
 	$(VENV)/bin/python bench/crm_calls.py
 	$(VENV)/bin/python bench/throughput.py
 	$(VENV)/bin/python bench/chat_latency.py
+	$(VENV)/bin/python bench/reply_latency.py
 
 ## load: load and fault run on the local stack (duplicates x3, CRM 503/429, crashes, poison); fails unless 0 lost, 0 duplicated
 load: $(READY)

@@ -268,7 +268,14 @@ def out_message_view(message: OutMessage) -> dict[str, Any]:
         "author": message.author,
         "crm_id": message.crm_id,
         "attachments": [
-            {"type": "file", "name": f.get("name"), "size": f.get("size"), "content_type": f.get("content_type")}
+            {
+                "type": f.get("kind") or "file",
+                "name": f.get("name"),
+                "content_type": f.get("content_type"),
+                "size": f.get("size"),
+                "stored_key": f.get("stored_key"),
+                "error": f.get("reason"),
+            }
             for f in message.files
         ],
         "delivery": {

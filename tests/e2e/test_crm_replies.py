@@ -46,7 +46,18 @@ def crm() -> Iterator[FakeCrm]:
 def line() -> Iterator[FakePlatform]:
     with FakePlatform() as fake:
         fake.line_token(LINE_SECRETS["channel_access_token"])
+        fake.page_token(FB_SECRETS["page_access_token"])
         yield fake
+
+
+FB = "replies-fb"
+FB_PAGE = "104000000000777"
+FB_SECRETS = {
+    "app_secret": "e2e-replies-fb-app-2a2a",
+    "verify_token": "e2e-replies-fb-verify-3b3b",
+    "page_access_token": "e2e-replies-fb-page-4c4c",
+}
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 200
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +74,17 @@ def replies_stack(line: FakePlatform, tmp_path_factory: pytest.TempPathFactory) 
                 "api_base_url": line.url,
                 "data_base_url": line.url,
                 "secrets": LINE_SECRETS,
-            }
+            },
+            {  # Messenger carries agents' files of every kind
+                "id": FB,
+                "channel": "facebook",
+                "name": "Messenger replies from the CRM",
+                "page_id": FB_PAGE,
+                "workstream": "replies",
+                "graph_base_url": line.url,
+                "attachments": {"max_bytes": 100000, "extensions": ["png", "pdf"]},
+                "secrets": FB_SECRETS,
+            },
         ],
         "workstreams": [{"id": "replies", "fallback_queue": "general"}],
         "crm": {"provider": "none"},
@@ -196,3 +217,52 @@ def test_zendesk_apply_creates_one_webhook_and_trigger_and_a_second_apply_change
     writes = [c for c in crm.calls(provider="zendesk", kind="api")[before:] if c.method != "GET"]
     assert writes == []
     assert crm.zendesk_hooks() == (webhooks, triggers)
+
+
+@pytest.mark.parametrize("files_crm", ["zendesk", "kustomer"])  # the two CRMs whose replies carry files
+def test_an_agents_file_reaches_messenger_from_the_attachments_bucket_and_a_refused_one_is_named(
+    files_crm: str, replies_stack: Stack, crm: FakeCrm, line: FakePlatform
+) -> None:
+    from switchboard.channels.facebook import build_message, sign_sha256
+
+    secrets = {} if files_crm == "zendesk" else {"secrets": {"events_secret": EVENTS_SECRETS[files_crm]}}
+    apply_crm(replies_stack, crm.config(files_crm, **secrets))
+    psid = str(7_100_000_000_000_000 + int(time.time() * 1000) % 1_000_000)
+    line.messenger_customer(psid, int(time.time() * 1000))
+    body = build_message(FB_PAGE, psid, "can you send the receipt?")
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign_sha256(FB_SECRETS["app_secret"], body)}
+    assert requests.post(f"{replies_stack.url}/webhooks/facebook/{FB}", data=body, headers=headers, timeout=10).status_code == 200
+
+    def opened() -> tuple[str, str] | None:
+        rows = replies_stack.conversations_of(FB, psid)
+        view = replies_stack.show(rows[0]["conversation_id"]) if len(rows) == 1 else None
+        ticket = view["crm"]["ticket_id"] if view and view["crm"]["provider"] == files_crm else None
+        return (rows[0]["conversation_id"], ticket) if ticket else None
+
+    conversation_id, ticket = wait_for(opened, f"the {files_crm} ticket of the Messenger customer")
+    crm.agent_reply(
+        files_crm,
+        ticket,
+        "Here is your receipt.",
+        files=[("receipt.png", "image/png", PNG), ("notes.exe", "application/x-msdownload", b"MZ")],
+    )
+    assert post_event(replies_stack, crm, files_crm, ticket).status_code == 200
+
+    def sent() -> list[Any] | None:
+        found = [m for m in line.messenger_sent() if m.psid == psid]
+        return found if len(found) == 2 else None
+
+    text, image = wait_for(sent, "the reply and its image on Messenger")
+    assert text.text == "Here is your receipt."
+    assert image.attachment is not None and image.attachment["type"] == "image"
+    url = image.attachment["payload"]["url"]
+    assert "X-Amz-Signature=" in url and "/replies/" in url
+    assert requests.get(url, timeout=10).content == PNG  # the platform fetches the kept copy, not the CRM's
+
+    def marked() -> dict[str, Any] | None:
+        out = [m for m in replies_stack.show(conversation_id)["messages"] if m["direction"] == "out"]
+        return out[0] if out and out[0]["delivery"]["status"] == "sent" else None
+
+    reply = wait_for(marked, "the reply marked sent")
+    [unsent] = reply["delivery"]["unsent_files"]
+    assert unsent["name"] == "notes.exe" and "do not allow" in unsent["reason"]

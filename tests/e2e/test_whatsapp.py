@@ -38,6 +38,7 @@ SECRETS = {
     "verify_token": "e2e-wa-verify-token-8b8b",
     "access_token": "e2e-wa-access-token-7a7a",
 }
+SALES_TOKEN = "e2e-wa-sales-token-5e5e"
 JPEG = b"\xff\xd8\xff\xe0" + b"w" * 1500
 PROVIDER = "zendesk"
 
@@ -78,7 +79,8 @@ def stack(platform: FakePlatform, crm: FakeCrm, tmp_path_factory: pytest.TempPat
                 "phone_number_id": SALES_NUMBER,
                 "workstream": "wa",
                 "graph_base_url": platform.url,
-                "secrets": {**SECRETS, "verify_token": "e2e-wa-sales-verify-6d6d", "access_token": "e2e-wa-sales-token-5e5e"},
+                "reengage_template": {"name": "reopen_chat", "language": "en"},
+                "secrets": {**SECRETS, "verify_token": "e2e-wa-sales-verify-6d6d", "access_token": SALES_TOKEN},
             },
         ],
         "workstreams": [{"id": "wa", "fallback_queue": "whatsapp"}],
@@ -272,3 +274,53 @@ def test_a_reply_reaches_whatsapp_and_statuses_move_its_delivery_never_becoming_
     accepted(post(stack, body(value(statuses=statuses))))
     view = wait_for(status("read"), "the reply marked read by WhatsApp's statuses")
     assert [m["direction"] for m in view["messages"]] == ["in", "out"]  # receipts are never messages
+
+
+def test_a_reply_outside_24_hours_sends_the_template_and_waits_then_goes_when_the_customer_answers(
+    stack: Stack, platform: FakePlatform
+) -> None:
+    platform.whatsapp_number(SALES_NUMBER, SALES_TOKEN)
+    wa_id = new_wa_id()
+    two_days_ago = int(time.time()) - 2 * 24 * 3600
+    platform.whatsapp_customer(wa_id, two_days_ago * 1000)
+    old = message(wa_id, "text", {"body": "anyone there?"}, number=SALES_NUMBER)
+    old["messages"][0]["timestamp"] = str(two_days_ago)
+    accepted(post(stack, body(old)))
+    conversation_id = stack.wait_conversation(WA_SALES, wa_id)["conversation_id"]
+
+    stack.cli("reply", conversation_id, "--text", "Sorry for the wait, how can we help?")
+    stack.cli("reply", conversation_id, "--text", "We are here until 6 pm.")
+
+    def sent_to_customer() -> list[Any]:
+        return [s for s in platform.whatsapp_sent() if s.to == wa_id]
+
+    (template,) = wait_for(lambda: sent_to_customer() or None, "the re-engagement template")
+    assert (template.type, template.message["template"]["name"]) == ("template", "reopen_chat")
+
+    def waiting() -> list[dict[str, Any]] | None:
+        out = [m for m in stack.show(conversation_id)["messages"] if m["direction"] == "out"]
+        held = [m for m in out if m["delivery"]["status"] == "pending" and (m["delivery"]["error"] or "").startswith("awaiting")]
+        return out if len(held) == 2 else None
+
+    wait_for(waiting, "both replies waiting for the customer")
+    time.sleep(1)
+    assert len(sent_to_customer()) == 1  # the second reply waits behind the first: no second template
+
+    platform.whatsapp_customer(wa_id, int(time.time() * 1000))
+    accepted(post(stack, body(message(wa_id, "text", {"body": "yes, my order"}, number=SALES_NUMBER))))
+
+    def both_sent() -> list[Any] | None:
+        texts = [s.message.get("text", {}).get("body") for s in sent_to_customer() if s.type == "text"]
+        return texts if len(texts) == 2 else None
+
+    texts = wait_for(both_sent, "the waiting replies sent in order once the customer answered")
+    assert texts == ["Sorry for the wait, how can we help?", "We are here until 6 pm."]
+    out = [m for m in stack.show(conversation_id)["messages"] if m["direction"] == "out"]
+    wait_for(
+        lambda: (
+            all(m["delivery"]["status"] == "sent" for m in stack.show(conversation_id)["messages"] if m["direction"] == "out")
+            or None
+        ),
+        "both replies marked sent",
+    )
+    assert [m["text"] for m in out] == texts

@@ -2,8 +2,8 @@
 
 For every channel with a send API, through the real sender stage and the real channel against the fake
 platform: LINE (X-Line-Retry-Key) and GBM (messageId) derive their idempotency key from the reply, so the
-retry is recognised and the customer gets one copy; Messenger has no such key, and this very window is
-the one way to a second copy (docs/replies.md says so).
+retry is recognised and the customer gets one copy; Meta's Send API (Messenger, Instagram) and WhatsApp's
+Cloud API have no such key, and this very window is the one way to a second copy (docs/replies.md says so).
 """
 
 from __future__ import annotations
@@ -61,19 +61,43 @@ def setup_facebook(platform: FakePlatform) -> tuple[Account, dict[str, Any], str
     return account, {"page_access_token": "page-token", "app_secret": "s", "verify_token": "v"}, "psid-1"
 
 
+def setup_instagram(platform: FakePlatform) -> tuple[Account, dict[str, Any], str]:
+    platform.page_token("ig-token")
+    platform.messenger_customer("igsid-1", T0 - 1000)
+    options = {"graph_base_url": platform.url, "instagram_id": "17841400000000000"}
+    account = Account(id="acc", channel="instagram", workstream="w", options=options)
+    return account, {"page_access_token": "ig-token", "app_secret": "s", "verify_token": "v"}, "igsid-1"
+
+
+def setup_whatsapp(platform: FakePlatform) -> tuple[Account, dict[str, Any], str]:
+    platform.whatsapp_number("106540352242922", "wa-token")
+    platform.whatsapp_customer("447700900123", T0 - 1000)
+    options = {"graph_base_url": platform.url, "phone_number_id": "106540352242922"}
+    account = Account(id="acc", channel="whatsapp", workstream="w", options=options)
+    return account, {"access_token": "wa-token", "app_secret": "s", "verify_token": "v"}, "447700900123"
+
+
 def delivered(platform: FakePlatform, channel: str) -> int:
     counts: dict[str, Callable[[], list[Any]]] = {
         "line": platform.line_pushes,
         "gbm": platform.gbm_sent,
         "facebook": platform.messenger_sent,
+        "instagram": platform.messenger_sent,  # Instagram replies go through the same Send API
+        "whatsapp": platform.whatsapp_sent,
     }
     return len(counts[channel]())
 
 
 @pytest.mark.parametrize(
     ("setup", "copies"),
-    [(setup_line, 1), (setup_gbm, 1), (setup_facebook, 2)],
-    ids=["line: one copy", "gbm: one copy", "facebook: the documented second copy"],
+    [(setup_line, 1), (setup_gbm, 1), (setup_facebook, 2), (setup_instagram, 2), (setup_whatsapp, 2)],
+    ids=[
+        "line: one copy",
+        "gbm: one copy",
+        "facebook: the documented second copy",
+        "instagram: the documented second copy",
+        "whatsapp: the documented second copy",
+    ],
 )
 def test_a_crash_between_the_platforms_acceptance_and_the_record(
     conversations: DynamoConversations,
