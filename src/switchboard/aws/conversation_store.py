@@ -542,15 +542,19 @@ class DynamoConversations:
         if platform_id:
             sets.append("platform_id = :i")
             values[":i"] = {"S": platform_id}
+        return self._update_if(
+            Key=_key(f"c#{conversation_id}", _reply_sk(reply_id)),
+            UpdateExpression="SET " + ", ".join(sets) + removes,
+            ConditionExpression="attribute_exists(pk) AND #s = :pending",
+            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+            ExpressionAttributeValues=values,
+        )
+
+    def _update_if(self, **update: Any) -> bool:
+        """One UpdateItem whose ``ConditionExpression`` decides: False when the condition refused it (the answer a
+        redelivery or a racing attempt gets), True when it was written; any other failure raises."""
         try:
-            self._db.update_item(
-                TableName=self.table,
-                Key=_key(f"c#{conversation_id}", _reply_sk(reply_id)),
-                UpdateExpression="SET " + ", ".join(sets) + removes,
-                ConditionExpression="attribute_exists(pk) AND #s = :pending",
-                ExpressionAttributeNames={"#s": "status", "#e": "error"},
-                ExpressionAttributeValues=values,
-            )
+            self._db.update_item(TableName=self.table, **update)
         except Exception as exc:
             if _conditional_failed(exc):
                 return False
@@ -577,20 +581,13 @@ class DynamoConversations:
             sets.append("#e = :e")
             names["#e"] = "error"
             values[":e"] = {"S": error[:2000]}
-        try:
-            self._db.update_item(
-                TableName=self.table,
-                Key=_key(f"c#{conversation_id}", _reply_sk(reply_id)),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(allowed)})",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except Exception as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._update_if(
+            Key=_key(f"c#{conversation_id}", _reply_sk(reply_id)),
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(allowed)})",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def view(self, conversation_id: str) -> ConversationView | None:
         """The conversation's partition in one query (paginated only for a very long one): the sender's whole read."""
@@ -624,20 +621,13 @@ class DynamoConversations:
     def hold_reply(self, conversation_id: str, reply_id: str, *, reason: str) -> bool:
         """A pending reply that waits for the customer to write again: still pending, ``error`` says why.
         One write conditional on it being pending; False when it was not."""
-        try:
-            self._db.update_item(
-                TableName=self.table,
-                Key=_key(f"c#{conversation_id}", _reply_sk(reply_id)),
-                UpdateExpression="SET waiting = :w, #e = :e",
-                ConditionExpression="attribute_exists(pk) AND #s = :pending",
-                ExpressionAttributeNames={"#e": "error", "#s": "status"},
-                ExpressionAttributeValues={":w": {"BOOL": True}, ":e": {"S": reason[:2000]}, ":pending": {"S": "pending"}},
-            )
-        except Exception as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._update_if(
+            Key=_key(f"c#{conversation_id}", _reply_sk(reply_id)),
+            UpdateExpression="SET waiting = :w, #e = :e",
+            ConditionExpression="attribute_exists(pk) AND #s = :pending",
+            ExpressionAttributeNames={"#e": "error", "#s": "status"},
+            ExpressionAttributeValues={":w": {"BOOL": True}, ":e": {"S": reason[:2000]}, ":pending": {"S": "pending"}},
+        )
 
     def set_waiting(self, key: str, conversation_id: str | None) -> None:
         """Mark (or, with None, clear) on the customer item that a conversation's replies wait for the customer's

@@ -269,23 +269,24 @@ class ChannelAdapter(ABC):
         except safe_json.JsonError as exc:
             raise BadRequest(f"body is not usable JSON: {exc}") from None
         events, skipped = self.read(body, account, received_at=received_at)
-        envelopes = [
-            Envelope(
-                id=self.envelope_id(account, event.key),
-                channel=self.channel,
-                account_id=account.id,
-                customer=event.customer,
-                kind=event.kind,
-                text=event.text,
-                attachments=event.attachments,
-                sent_at=event.sent_at,
-                received_at=received_at,
-                correlation_id=correlation_id,
-                data=event.data,
-            )
-            for event in events
-        ]
+        envelopes = [self.envelope(event, account, received_at=received_at, correlation_id=correlation_id) for event in events]
         return ParseResult(envelopes, skipped)
+
+    def envelope(self, event: Event, account: Account, *, received_at: int, correlation_id: str) -> Envelope:
+        """``event`` as ``account``'s envelope (a body whose entries belong to several accounts makes each its own's)."""
+        return Envelope(
+            id=self.envelope_id(account, event.key),
+            channel=self.channel,
+            account_id=account.id,
+            customer=event.customer,
+            kind=event.kind,
+            text=event.text,
+            attachments=event.attachments,
+            sent_at=event.sent_at,
+            received_at=received_at,
+            correlation_id=correlation_id,
+            data=event.data,
+        )
 
     def read(self, body: Any, account: Account, *, received_at: int) -> tuple[list[Event], list[str]]:
         """The customer events in a decoded body, and why any items were left out (for the log).

@@ -62,6 +62,7 @@ from switchboard.channels.meta import (
     appsecret_proof,
     graph_base,
     graph_base_url_setting,
+    messaging_items,
     messaging_window,
     millis,
     sign_sha1,
@@ -206,32 +207,15 @@ def read_messaging(entry: dict[str, Any], where: str, *, received_at: int) -> tu
     """The events of one Messenger Platform entry (its ``messaging`` and ``standby`` items), and what was left out."""
     events: list[Event] = []
     skipped: list[str] = []
-    if "changes" in entry:
-        skipped.append(f"{where} holds 'changes', not Messenger 'messaging' items")
     entry_time = entry.get("time")
-    for stream in ("messaging", "standby"):
-        items = entry.get(stream)
-        if items is None:
+    for item, _, standby in messaging_items(entry, where, skipped, changes="", owner="page"):
+        receipt = _receipt_of(item, fallback_time=entry_time, received_at=received_at)
+        if receipt is not None:
+            if standby:
+                receipt.data["standby"] = True
+            events.append(receipt)
             continue
-        if not isinstance(items, list):
-            skipped.append(f"{where}.{stream} is not an array")
-            continue
-        for i_index, item in enumerate(items):
-            item_where = f"{where}.{stream}[{i_index}]"
-            if not isinstance(item, dict):
-                skipped.append(f"{item_where} is not an object")
-                continue
-            message = item.get("message")
-            if isinstance(message, dict) and message.get("is_echo"):
-                skipped.append(f"{item_where} is an echo of the page's own message {message.get('mid')!r}")
-                continue
-            receipt = _receipt_of(item, fallback_time=entry_time, received_at=received_at)
-            if receipt is not None:
-                if stream == "standby":
-                    receipt.data["standby"] = True
-                events.append(receipt)
-                continue
-            events.append(_event(item, standby=stream == "standby", fallback_time=entry_time, received_at=received_at))
+        events.append(_event(item, standby=standby, fallback_time=entry_time, received_at=received_at))
     return events, skipped
 
 

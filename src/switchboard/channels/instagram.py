@@ -54,6 +54,7 @@ from switchboard.channels.meta import (
     appsecret_proof,
     graph_base,
     graph_base_url_setting,
+    messaging_items,
     millis,
 )
 from switchboard.envelope import RECEIPT, UNSUPPORTED_TEXT, Attachment, Customer, Envelope
@@ -133,29 +134,12 @@ class InstagramAdapter(MetaAdapter):
     def read_part(self, part: dict[str, Any], where: str, *, received_at: int) -> tuple[list[Event], list[str]]:
         events: list[Event] = []
         skipped: list[str] = []
-        if "changes" in part:
-            skipped.append(f"{where} holds 'changes' (comments, mentions in posts), not 'messaging' items")
         entry_time = part.get("time")
-        for stream in ("messaging", "standby"):
-            items = part.get(stream)
-            if items is None:
-                continue
-            if not isinstance(items, list):
-                skipped.append(f"{where}.{stream} is not an array")
-                continue
-            for index, item in enumerate(items):
-                item_where = f"{where}.{stream}[{index}]"
-                if not isinstance(item, dict):
-                    skipped.append(f"{item_where} is not an object")
-                    continue
-                message = item.get("message")
-                if isinstance(message, dict) and message.get("is_echo"):
-                    skipped.append(f"{item_where} is an echo of the account's own message {message.get('mid')!r}")
-                    continue
-                event = _event(item, fallback_time=entry_time, received_at=received_at)
-                if stream == "standby":
-                    event.data["standby"] = True
-                events.append(event)
+        for item, _, standby in messaging_items(part, where, skipped, changes=" (comments, mentions in posts)", owner="account"):
+            event = _event(item, fallback_time=entry_time, received_at=received_at)
+            if standby:
+                event.data["standby"] = True
+            events.append(event)
         return events, skipped
 
     def attachment_request(self, attachment: Attachment, account: Account, secrets: Mapping[str, str]) -> FetchRequest | None:

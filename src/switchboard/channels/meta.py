@@ -85,6 +85,35 @@ ALLOW_SHA1_SETTING: dict[str, Any] = {
 }
 
 
+def messaging_items(
+    part: Mapping[str, Any], where: str, skipped: list[str], *, changes: str, owner: str
+) -> Iterator[tuple[dict[str, Any], str, bool]]:
+    """The Messenger Platform items of one entry (Messenger's and Instagram's ``messaging`` and ``standby``
+    streams): (item, where it is, whether it came on standby). What cannot be the customer's is noted in
+    ``skipped`` instead: malformed streams and items, and echoes of the ``owner``'s own messages. ``changes``
+    says what an entry's ``changes`` hold on this product (they are another webhook field, never messages).
+    """
+    if "changes" in part:
+        skipped.append(f"{where} holds 'changes'{changes}, not 'messaging' items")
+    for stream in ("messaging", "standby"):
+        items = part.get(stream)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            skipped.append(f"{where}.{stream} is not an array")
+            continue
+        for index, item in enumerate(items):
+            item_where = f"{where}.{stream}[{index}]"
+            if not isinstance(item, dict):
+                skipped.append(f"{item_where} is not an object")
+                continue
+            message = item.get("message")
+            if isinstance(message, dict) and message.get("is_echo"):
+                skipped.append(f"{item_where} is an echo of the {owner}'s own message {message.get('mid')!r}")
+                continue
+            yield item, item_where, stream == "standby"
+
+
 def graph_base_url_setting(used_for: str) -> dict[str, Any]:
     """The ``graph_base_url`` setting's schema; ``used_for`` says what the channel calls the Graph API for."""
     return {"$ref": "#/$defs/url", "description": f"Where {used_for} (the Graph API).", "default": DEFAULT_GRAPH_BASE_URL}
@@ -307,22 +336,6 @@ class MetaAdapter(ChannelAdapter):
                 self.envelope(event, owner, received_at=received_at, correlation_id=correlation_id) for event in found
             )
         return ParseResult(envelopes, skipped)
-
-    def envelope(self, event: Event, account: Account, *, received_at: int, correlation_id: str) -> Envelope:
-        """``event`` as ``account``'s envelope, exactly as :meth:`parse` makes one."""
-        return Envelope(
-            id=self.envelope_id(account, event.key),
-            channel=self.channel,
-            account_id=account.id,
-            customer=event.customer,
-            kind=event.kind,
-            text=event.text,
-            attachments=event.attachments,
-            sent_at=event.sent_at,
-            received_at=received_at,
-            correlation_id=correlation_id,
-            data=event.data,
-        )
 
     # -- sending through the Graph API ----------------------------------------------------------------
 
