@@ -108,7 +108,9 @@ def process(envelope: Envelope, deps: CrmDeps) -> dict[str, Any]:
             log.warning("crm notice: %s", notice.message, extra={"kind": notice.kind, "conversation_id": conversation_id})
     if notices:
         state = replace(state, notices=(*state.notices, *(n.message for n in notices))[-MAX_NOTICES:])
-    if state != saved:  # the notices the CRM calls left (ids were saved as they came)
+    # The notices the CRM calls left (ids were saved as they came); or a ticket recorded before the by_ticket
+    # index existed, saved once more so the CRM's events find its conversation.
+    if state != saved or (view.state.ticket_id and not view.indexed):
         store.save_crm_state(conversation_id, state)
     return {"conversation_id": conversation_id, "written": True, "provider": provider, "action": action}
 

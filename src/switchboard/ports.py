@@ -245,6 +245,9 @@ class CrmView:
     conversation: Conversation | None
     written: bool  # the message is marked written already
     state: CrmState
+    # The ticket is in the by_ticket index (the CRM's events find the conversation by it). False for a ticket
+    # recorded by a version before the index: the crm stage saves the state once more, which indexes it.
+    indexed: bool = True
 
 
 class ProfileStore(Protocol):

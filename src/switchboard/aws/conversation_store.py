@@ -670,6 +670,7 @@ class DynamoConversations:
             conversation=Conversation.from_doc(doc) if doc else None,
             written="written_at" in (found.get(message) or {}),
             state=_crm_state(_doc(found.get(crm))),
+            indexed="ticket_key" in (found.get(crm) or {}),
         )
 
     def crm_state(self, conversation_id: str) -> CrmState:

@@ -436,3 +436,38 @@ def test_a_deferred_reply_and_the_ones_after_it_wait_and_go_in_order_when_the_cu
     # Nothing waits any more: the customer's next message queues no resume.
     route_stage.process(envelope("thanks", event_id="c", sent_at=T0 + 9000), deps)
     assert len(outbound.published) == 1
+
+
+def test_a_ticket_recorded_before_the_index_existed_is_indexed_by_the_next_message(conversations: DynamoConversations) -> None:
+    import json as _json
+
+    import boto3 as _boto3
+
+    from switchboard import crm_stage
+
+    conversation = open_conversation(conversations, ticket="T-old")
+    # As an older version stored it: the crm item without its index attribute.
+    doc = {"provider": "zendesk", "contact_id": "C-9", "ticket_id": "T-old"}
+    _boto3.client("dynamodb").put_item(
+        TableName=conversations.table,
+        Item={"pk": {"S": f"c#{conversation.conversation_id}"}, "sk": {"S": "crm"}, "doc": {"S": _json.dumps(doc)}},
+    )
+    assert conversations.conversation_for_ticket("zendesk", "T-old") is None
+
+    class Appending:
+        def whoami(self) -> Any:
+            raise AssertionError("no default user in this test")
+
+        def append_message(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def drain_notices(self) -> list[Any]:
+            return []
+
+    deps = RouteDeps(settings=settings(), conversations=conversations, crm_queue=RecordingPublisher(), clock=lambda: T0 / 1000)
+    later = envelope("any news?", event_id="z", sent_at=T0)
+    route_stage.process(later, deps)
+    routed = later.with_(conversation_id=conversation.conversation_id)
+    crm_deps = crm_stage.CrmDeps(settings=settings(), conversations=conversations, adapter_for=lambda s: Appending())  # type: ignore[arg-type,return-value]
+    assert crm_stage.process(routed, crm_deps)["action"] == "appended"
+    assert conversations.conversation_for_ticket("zendesk", "T-old") == conversation.conversation_id
