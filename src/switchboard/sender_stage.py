@@ -41,10 +41,10 @@ from typing import Any
 from switchboard import channels
 from switchboard.attachments import Limits as FileLimits
 from switchboard.attachments import content_type_of, extension_of_name, extensions_of_type, signature_matches
-from switchboard.channels.base import OutFile, Reply, SendDeferred, SendRefused
+from switchboard.channels.base import FetchRequest, OutFile, Reply, SendDeferred, SendRefused
 from switchboard.conversations import Conversation, OutMessage
 from switchboard.crm.base import AgentFile, AgentReply, CrmAdapter, OwnWrites
-from switchboard.crm.http import describe_message
+from switchboard.crm.http import channel_label, describe_message
 from switchboard.envelope import Envelope, EnvelopeError
 from switchboard.errors import ConfigurationError, Permanent
 from switchboard.outbound import CRM_EVENT, RESUME
@@ -272,8 +272,6 @@ def _keep_file(
         return {**doc, "reason": f"the account's attachments do not allow {extension or 'this type of'} files"}
     if file.size is not None and file.size > limits.max_bytes:
         return {**doc, "reason": f"{file.size} bytes is over the account's max_bytes {limits.max_bytes}"}
-    from switchboard.channels.base import FetchRequest
-
     try:
         fetched = deps.fetcher.get(
             FetchRequest(file.url, headers=file.headers), max_bytes=limits.max_bytes, timeout=FILE_FETCH_SECONDS
@@ -375,11 +373,7 @@ def _note(view: ConversationView, reply: OutMessage, reason: str, deps: SenderDe
     state = view.state
     if crm.provider in ("none", "") or deps.crm_adapter_for is None or not state.ticket_id or state.provider != crm.provider:
         return
-    label = (
-        channels.info(view.conversation.channel).label
-        if view.conversation.channel in channels.names()
-        else view.conversation.channel
-    )
+    label = channel_label(view.conversation.channel)
     quoted = reply.text if len(reply.text) <= NOTE_TEXT_LIMIT else reply.text[: NOTE_TEXT_LIMIT - 1] + "\u2026"
     text = f'Switchboard: the customer did not receive this reply on {label}.\nReason: {reason}\nReply: "{quoted}"'
     try:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -91,6 +91,18 @@ def _out_message(item: dict[str, Any]) -> OutMessage:
         unsent_files=tuple(json.loads(item["unsent_files"]["S"])) if "unsent_files" in item else (),
         waiting=bool(item.get("waiting", {}).get("BOOL")),
     )
+
+
+def _messages_in_order(items: Iterable[dict[str, Any]]) -> list[Envelope]:
+    """The customer's messages as sent: by the platform's time, then the order route stored them in."""
+    rows = [(Envelope.from_json(item["doc"]["S"]), int(item["seq"]["N"])) for item in items]
+    rows.sort(key=lambda row: (row[0].sent_at, row[1]))
+    return [envelope for envelope, _ in rows]
+
+
+def _replies_in_order(items: Iterable[dict[str, Any]]) -> list[OutMessage]:
+    """The replies in the order they were written (the id breaks a tie)."""
+    return sorted((_out_message(item) for item in items), key=lambda r: (r.created_at, r.id))
 
 
 def ticket_key(provider: str, ticket_id: str) -> str:
@@ -439,13 +451,7 @@ class DynamoConversations:
         )
 
     def messages(self, conversation_id: str) -> list[Envelope]:
-        rows: list[tuple[int, int, Envelope]] = []
-        for page in self._items_under(conversation_id, "m#"):
-            for item in page["Items"]:
-                envelope = Envelope.from_json(item["doc"]["S"])
-                rows.append((envelope.sent_at, int(item["seq"]["N"]), envelope))
-        rows.sort(key=lambda row: (row[0], row[1]))
-        return [row[2] for row in rows]
+        return _messages_in_order(item for page in self._items_under(conversation_id, "m#") for item in page["Items"])
 
     def write_mark(self, conversation_id: str, envelope: Envelope, *, at: int) -> WriteMark:
         try:
@@ -510,10 +516,7 @@ class DynamoConversations:
         return _out_message(item) if item else None
 
     def replies(self, conversation_id: str) -> list[OutMessage]:
-        found: list[OutMessage] = []
-        for page in self._items_under(conversation_id, "o#"):
-            found.extend(_out_message(item) for item in page["Items"])
-        return sorted(found, key=lambda r: (r.created_at, r.id))
+        return _replies_in_order(item for page in self._items_under(conversation_id, "o#") for item in page["Items"])
 
     def mark_reply(
         self,
@@ -593,8 +596,8 @@ class DynamoConversations:
         """The conversation's partition in one query (paginated only for a very long one): the sender's whole read."""
         conversation: Conversation | None = None
         state = CrmState()
-        rows: list[tuple[int, int, Envelope]] = []
-        replies: list[OutMessage] = []
+        received: list[dict[str, Any]] = []
+        replies: list[dict[str, Any]] = []
         for page in self._db.get_paginator("query").paginate(
             TableName=self.table,
             KeyConditionExpression="pk = :p",
@@ -608,15 +611,12 @@ class DynamoConversations:
                 elif sk == "crm":
                     state = _crm_state(_doc(item))
                 elif sk.startswith("m#"):
-                    envelope = Envelope.from_json(item["doc"]["S"])
-                    rows.append((envelope.sent_at, int(item["seq"]["N"]), envelope))
+                    received.append(item)
                 elif sk.startswith("o#"):
-                    replies.append(_out_message(item))
+                    replies.append(item)
         if conversation is None:
             return None
-        rows.sort(key=lambda row: (row[0], row[1]))
-        replies.sort(key=lambda r: (r.created_at, r.id))
-        return ConversationView(conversation, state, [row[2] for row in rows], replies)
+        return ConversationView(conversation, state, _messages_in_order(received), _replies_in_order(replies))
 
     def hold_reply(self, conversation_id: str, reply_id: str, *, reason: str) -> bool:
         """A pending reply that waits for the customer to write again: still pending, ``error`` says why.
